@@ -1,0 +1,24 @@
+"""The wire contract of cxpulse: versioned JSON Schema files, typed event models and parsers.
+
+This package imports nothing else of cxpulse, so producers and consumers can depend on it alone.
+"""
+
+from schemas.models import (
+    ClickstreamEvent,
+    ContactEvent,
+    DeliveryEvent,
+    Event,
+    Stream,
+)
+from schemas.parsing import ParseResult, Rejection, parse_message
+
+__all__ = [
+    "ClickstreamEvent",
+    "ContactEvent",
+    "DeliveryEvent",
+    "Event",
+    "ParseResult",
+    "Rejection",
+    "Stream",
+    "parse_message",
+]

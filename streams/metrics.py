@@ -1,0 +1,159 @@
+"""Every Prometheus metric cxpulse exports, in one place.
+
+Conventions: prefix ``cxpulse_``, base units (seconds, ratios 0-1), counters end in
+``_total``, labels bounded (pages are route templates capped by :mod:`streams.labels`;
+never customer, session, contact or order ids). The registry is injectable so tests build a
+fresh :class:`~prometheus_client.CollectorRegistry` and read values with
+``registry.get_sample_value``.
+
+Rolling gauges (``*_rolling*``) are this worker's view over the last
+``CXPULSE_WINDOW_SECONDS`` of event time of the partitions it owns. For a fleet-wide figure
+use the counters (``rate()`` over ``*_sum`` / ``*_count`` or the outcome counters), which the
+recording rules in ``deploy/prometheus/rules/`` do.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+
+RESOLUTION_BUCKETS = (300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+LEAD_TIME_BUCKETS = (0, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600, 48 * 3600, 96 * 3600)
+
+
+class Metrics:
+    """The metric families of one worker, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+
+        # --- pipeline ------------------------------------------------------------------
+        self.events = Counter("cxpulse_events", "Accepted input events.", ["stream", "type"], registry=r)
+        self.events_rejected = Counter(
+            "cxpulse_events_rejected", "Rejected input (sent to the dead-letter topic).", ["stream", "reason"], registry=r
+        )
+        self.events_late = Counter(
+            "cxpulse_events_late", "Events older than the stream's event-time clock minus the grace period.", ["stream"], registry=r
+        )
+        self.events_duplicate = Counter(
+            "cxpulse_events_duplicate", "Events whose event_id was already seen within the dedup horizon.", ["stream"], registry=r
+        )
+        self.messages = Counter("cxpulse_messages", "Input Kafka messages handled (one may carry a batch).", ["stream"], registry=r)
+        self.deadletters = Counter("cxpulse_deadletters", "Records written to the dead-letter topic.", ["stream"], registry=r)
+        self.event_time = Gauge(
+            "cxpulse_event_time_seconds", "Event-time clock (newest event ts seen) per stream, Unix seconds.", ["stream"], registry=r
+        )
+        self.event_delay = Histogram(
+            "cxpulse_event_delay_seconds",
+            "Processing time minus event time at the worker (meaningful for live traffic).",
+            ["stream"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "cxpulse_consumer_lag_messages", "Messages behind the partition's end offset.", ["topic", "partition"], registry=r
+        )
+        self.assigned_partitions = Gauge(
+            "cxpulse_assigned_partitions", "Input partitions assigned to this worker.", ["topic"], registry=r
+        )
+
+        # --- clickstream -----------------------------------------------------------------
+        self.page_views = Counter("cxpulse_page_views", "Page views by route template.", ["page"], registry=r)
+        self.client_errors = Counter("cxpulse_client_errors", "Client-side errors by route template.", ["page"], registry=r)
+        self.clicks = Counter("cxpulse_clicks", "Clicks by route template.", ["page"], registry=r)
+        self.sessions_started = Counter("cxpulse_sessions_started", "Sessions seen for the first time.", registry=r)
+        self.active_sessions = Gauge(
+            "cxpulse_active_sessions", "Sessions with an event within the session timeout (event time).", registry=r
+        )
+        self.logins = Counter("cxpulse_logins", "Login attempts by outcome.", ["outcome"], registry=r)
+        self.rage_clicks = Counter("cxpulse_rage_clicks", "Rage-click bursts by route template.", ["page"], registry=r)
+        self.error_clicks = Counter("cxpulse_error_clicks", "Clicks followed by a client error within 1 s.", ["page"], registry=r)
+        self.dead_clicks = Counter("cxpulse_dead_clicks", "Clicks the SDK marked as having no response.", ["page"], registry=r)
+        self.failed_login_streaks = Counter(
+            "cxpulse_failed_login_streaks", "Streaks of 3+ failed logins within 5 minutes.", registry=r
+        )
+        self.client_error_rolling_ratio = Gauge(
+            "cxpulse_client_error_rolling_ratio", "Client errors per page view over the rolling window.", registry=r
+        )
+
+        # --- contacts ----------------------------------------------------------------------
+        self.contacts_opened = Counter(
+            "cxpulse_contacts_opened", "Contacts opened.", ["channel", "reason"], registry=r
+        )
+        self.complaints = Counter("cxpulse_complaints", "Contacts flagged as complaints.", ["reason", "channel"], registry=r)
+        self.contacts_resolved = Counter(
+            "cxpulse_contacts_resolved", "Contacts resolved, by first-contact resolution.", ["first_contact_resolution"], registry=r
+        )
+        self.resolution_time = Histogram(
+            "cxpulse_resolution_time_seconds",
+            "Time from contact_opened to contact_resolved (event time).",
+            ["channel"],
+            buckets=RESOLUTION_BUCKETS,
+            registry=r,
+        )
+        self.csat = Summary("cxpulse_csat_score", "CSAT answers (1-5): _sum/_count give the mean.", registry=r)
+        self.ces = Summary("cxpulse_ces_score", "CES answers (1-7): _sum/_count give the mean.", registry=r)
+        self.nps_responses = Counter(
+            "cxpulse_nps_responses", "NPS answers by category (promoter 9-10, passive 7-8, detractor 0-6).", ["category"], registry=r
+        )
+        self.csat_rolling = Gauge("cxpulse_csat_rolling_score", "Mean CSAT over the rolling window (1-5).", registry=r)
+        self.ces_rolling = Gauge("cxpulse_ces_rolling_score", "Mean CES over the rolling window (1-7).", registry=r)
+        self.nps_rolling = Gauge(
+            "cxpulse_nps_rolling_score", "NPS over the rolling window: % promoters minus % detractors (-100..100).", registry=r
+        )
+        self.fcr_rolling = Gauge(
+            "cxpulse_fcr_rolling_ratio", "First-contact resolution ratio over the rolling window (0-1).", registry=r
+        )
+
+        # --- deliveries --------------------------------------------------------------------
+        self.delivery_status = Counter(
+            "cxpulse_delivery_status", "Delivery status events.", ["status", "carrier", "region"], registry=r
+        )
+        self.deliveries = Counter(
+            "cxpulse_deliveries", "Delivered orders by outcome against promised_by.", ["carrier", "region", "outcome"], registry=r
+        )
+        self.failed_attempts = Counter(
+            "cxpulse_failed_delivery_attempts", "Failed delivery attempts.", ["carrier", "region"], registry=r
+        )
+        self.delivery_exceptions = Counter(
+            "cxpulse_delivery_exceptions", "Delivery exceptions.", ["carrier", "region"], registry=r
+        )
+        self.on_time_rolling = Gauge(
+            "cxpulse_on_time_rolling_ratio", "On-time delivery ratio over the rolling window (0-1).", ["carrier", "region"], registry=r
+        )
+        self.orders_open = Gauge("cxpulse_orders_open", "Orders tracked and not yet delivered.", registry=r)
+
+        # --- detectors and alerts ------------------------------------------------------------
+        self.anomaly_score = Gauge(
+            "cxpulse_anomaly_score", "Latest anomaly score (0-1) of a watched series.", ["detector", "series"], registry=r
+        )
+        self.alerts = Counter("cxpulse_alerts", "Anomaly alerts raised (one per episode).", ["type"], registry=r)
+        self.alerts_resolved = Counter("cxpulse_alerts_resolved", "Anomaly episodes that ended.", ["type"], registry=r)
+        self.alerts_active = Gauge("cxpulse_alerts_active", "Anomaly episodes currently open.", ["type"], registry=r)
+
+        # --- notifications -------------------------------------------------------------------
+        self.notifications = Counter("cxpulse_notifications", "Proactive notifications sent.", ["type"], registry=r)
+        self.notifications_suppressed = Counter(
+            "cxpulse_notifications_suppressed",
+            "Candidate notifications not sent (cooldown, daily_cap, duplicate).",
+            ["type", "reason"],
+            registry=r,
+        )
+        self.delivery_delays_predicted = Counter(
+            "cxpulse_delivery_delays_predicted", "Orders predicted to miss their promise.", ["carrier", "region"], registry=r
+        )
+        self.delivery_delays_missed = Counter(
+            "cxpulse_delivery_delays_missed",
+            "Orders whose promised_by passed undelivered with no prior delay notification.",
+            registry=r,
+        )
+        self.notification_lead_time = Histogram(
+            "cxpulse_notification_lead_time_seconds",
+            "promised_by minus the event time of a delivery_delayed notification.",
+            buckets=LEAD_TIME_BUCKETS,
+            registry=r,
+        )
+        self.frustration_scores_over_threshold = Counter(
+            "cxpulse_frustration_threshold_crossings", "Customers whose frustration score crossed the threshold.", registry=r
+        )

@@ -1,0 +1,74 @@
+"""One typed, frozen settings object, read once from the environment (prefix ``CXPULSE_``).
+
+Every setting below is documented with its environment variable and default in the README's
+settings table; ``cxpulse settings`` prints the values in force (secrets masked).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """cxpulse settings. Environment variable = ``CXPULSE_`` + field name in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix="CXPULSE_", frozen=True, extra="ignore")
+
+    # --- Kafka -------------------------------------------------------------------------
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol, passed to both Faust (aiokafka) and confluent-kafka."
+    )
+    sasl_mechanism: str | None = Field(None, description="SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).")
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL.")
+
+    # --- Topics --------------------------------------------------------------------------
+    topic_clickstream: str = Field("cx.clickstream", description="Input: web/app clickstream (key session_id).")
+    topic_contacts: str = Field("cx.contacts", description="Input: support contacts and surveys (key customer_id).")
+    topic_deliveries: str = Field("cx.deliveries", description="Input: delivery tracking (key order_id).")
+    topic_signals: str = Field("cx.signals", description="Internal: per-customer signals re-keyed by customer_id.")
+    topic_alerts: str = Field("cx.alerts", description="Output: anomaly alerts (CloudEvents).")
+    topic_notifications: str = Field("cx.notifications", description="Output: proactive notifications (CloudEvents).")
+    topic_deadletter: str = Field("cx.deadletter", description="Output: rejected input with reason headers.")
+    partitions: int = Field(4, ge=1, description="Partitions of every cxpulse topic (the most workers one group can use).")
+    replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
+
+    # --- Worker --------------------------------------------------------------------------
+    app_id: str = Field("cxpulse", description="Faust app id = Kafka consumer group.")
+    web_port: int = Field(6066, description="Worker web port serving /metrics.")
+    web_host: str = Field("127.0.0.1", description="Interface the worker's web server binds.")
+    store: str = Field("memory://", description="Faust table store: memory:// or rocksdb:// (needs the rocksdb extra).")
+    data_dir: Path = Field(PROJECT_ROOT / "var", description="Project-local folder for Kafka, Prometheus and worker data.")
+    source_id: str = Field("urn:cxpulse", description="CloudEvents `source` of everything this deployment emits.")
+
+    # --- Input limits and event time -------------------------------------------------------
+    max_message_bytes: int = Field(1_048_576, description="Larger input messages are dead-lettered.")
+    max_batch_events: int = Field(1000, description="Batches with more events are dead-lettered.")
+    dedup_horizon_seconds: float = Field(3600.0, description="Event-time horizon within which a repeated event_id counts once.")
+    dedup_max_ids: int = Field(200_000, description="Upper bound on remembered event ids per worker.")
+    late_grace_seconds: float = Field(120.0, description="Events older than the stream's clock by more than this are counted late (still used for counters, not for closed windows).")
+    window_seconds: float = Field(3600.0, description="Length of the rolling event-time window behind the *_rolling gauges.")
+    session_timeout_seconds: float = Field(1800.0, description="Event-time inactivity after which a session is forgotten.")
+
+    # --- Labels ----------------------------------------------------------------------------
+    route_patterns: str = Field(
+        "",
+        description="Extra route templates, comma-separated regex=template pairs applied before the built-in id rules.",
+    )
+    max_pages: int = Field(50, description="Distinct page labels kept; the rest become 'other'.")
+    max_label_values: int = Field(30, description="Distinct reason/carrier/region/channel values kept; the rest become 'other'.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings in force, read once per process."""
+    return Settings()
