@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     dedup_max_ids: int = Field(200_000, description="Upper bound on remembered event ids per worker.")
     late_grace_seconds: float = Field(120.0, description="Events older than the stream's clock by more than this are counted late (still used for counters, not for closed windows).")
     window_seconds: float = Field(3600.0, description="Length of the rolling event-time window behind the *_rolling gauges.")
+    delivery_window_seconds: float = Field(86400.0, description="Rolling event-time window of the on-time delivery ratio.")
     session_timeout_seconds: float = Field(1800.0, description="Event-time inactivity after which a session is forgotten.")
 
     # --- Labels ----------------------------------------------------------------------------

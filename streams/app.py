@@ -1,0 +1,140 @@
+"""The one ``faust.App`` of cxpulse, its topics, and the worker's web page ``/metrics``.
+
+Input topics are read as raw bytes: Faust's own decoding would crash the stream on a bad
+message and has no dead-letter queue, so :mod:`streams.pipeline` validates and routes
+failures itself. Handlers hold per-partition state in memory; anything that must survive a
+restart or a rebalance lives in Faust tables with changelog topics.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import disable_created_metrics
+
+from streams.clickstream import ClickstreamHandler
+from streams.contacts import ContactsHandler
+from streams.deliveries import DeliveriesHandler
+from streams.metrics import Metrics
+from streams.pipeline import Context, Outputs, StreamHandler
+from streams.settings import Settings, get_settings
+
+# `*_created` series double the exposition for no use on dashboards.
+disable_created_metrics()
+
+LAG_INTERVAL_S = 5.0
+
+
+def broker_credentials(settings: Settings) -> Any:
+    if not settings.security_protocol.startswith("SASL") and settings.security_protocol != "SSL":
+        return None
+    context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    password = settings.sasl_password.get_secret_value() if settings.sasl_password else None
+    return faust.SASLCredentials(
+        username=settings.sasl_username,
+        password=password,
+        mechanism=settings.sasl_mechanism or "PLAIN",
+        ssl_context=context if settings.security_protocol == "SASL_SSL" else None,
+    )
+
+
+@dataclass
+class Pipeline:
+    """The app with everything hanging off it, so tests can reach the handlers."""
+
+    app: faust.App
+    settings: Settings
+    metrics: Metrics
+    handlers: dict[str, StreamHandler] = field(default_factory=dict)
+    topics: dict[str, Any] = field(default_factory=dict)
+    positions: dict[Any, int] = field(default_factory=dict)  # tp -> last processed offset
+
+    async def send(self, out: Outputs) -> None:
+        for record in out.records:
+            await self.topics[record.topic].send(key=record.key, value=record.value, headers=record.headers)
+
+
+def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> Pipeline:
+    settings = settings or get_settings()
+    metrics = metrics or Metrics()
+    datadir = settings.data_dir / "worker" / settings.app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    brokers = [f"kafka://{host.strip()}" for host in settings.bootstrap_servers.split(",")]
+    app = faust.App(
+        settings.app_id,
+        broker=brokers,
+        broker_credentials=broker_credentials(settings),
+        store=settings.store,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        datadir=str(datadir),
+        topic_allow_declare=False,  # `cxpulse topics create` owns our topics' configs
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+    )
+    setup_prometheus_sensors(app, registry=metrics.registry, name_prefix="faust")
+    pipeline = Pipeline(app, settings, metrics)
+    for spec_setting in (
+        "topic_clickstream", "topic_contacts", "topic_deliveries", "topic_signals",
+        "topic_alerts", "topic_notifications", "topic_deadletter",
+    ):  # fmt: skip
+        pipeline.topics[spec_setting] = app.topic(
+            getattr(settings, spec_setting),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+    ctx = Context.create(settings, metrics)
+    for handler in (ClickstreamHandler(ctx), ContactsHandler(ctx), DeliveriesHandler(ctx)):
+        pipeline.handlers[handler.stream.value] = handler
+        _register_agent(pipeline, handler)
+    _register_lag_timer(pipeline)
+    return pipeline
+
+
+def _register_agent(pipeline: Pipeline, handler: StreamHandler) -> None:
+    topic = pipeline.topics[handler.source_topic_setting]
+    positions = pipeline.positions
+
+    async def process(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            out = handler.handle(message.value, message.key, message.partition, message.offset)
+            positions[message.tp] = message.offset
+            if out.records:
+                await pipeline.send(out)
+
+    pipeline.app.agent(topic, name=f"cxpulse.{handler.stream.value}")(process)
+
+
+def _register_lag_timer(pipeline: Pipeline) -> None:
+    metrics = pipeline.metrics
+
+    async def report_lag() -> None:
+        consumer = pipeline.app.consumer
+        assigned = consumer.assignment()
+        input_names = {pipeline.topics[h.source_topic_setting].get_topic_name() for h in pipeline.handlers.values()}
+        counts: dict[str, int] = dict.fromkeys(input_names, 0)
+        for tp in assigned:
+            if tp.topic not in input_names:
+                continue
+            counts[tp.topic] += 1
+            highwater = consumer.highwater(tp)
+            position = pipeline.positions.get(tp)
+            if highwater is None or highwater < 0:
+                continue
+            done = position + 1 if position is not None else 0
+            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
+        for topic, count in counts.items():
+            metrics.assigned_partitions.labels(topic).set(count)
+
+    pipeline.app.timer(LAG_INTERVAL_S, name="cxpulse.consumer_lag")(report_lag)

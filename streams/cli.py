@@ -1,0 +1,150 @@
+"""The ``cxpulse`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.settings import PROJECT_ROOT, get_settings
+
+cli = typer.Typer(help="cxpulse: real-time customer-experience monitoring on Kafka.", no_args_is_help=True)
+kafka_cli = typer.Typer(help="The local Apache Kafka broker (KRaft, single node).", no_args_is_help=True)
+topics_cli = typer.Typer(help="cxpulse topics.", no_args_is_help=True)
+cli.add_typer(kafka_cli, name="kafka")
+cli.add_typer(topics_cli, name="topics")
+
+
+def _broker():
+    from streams.kafka_runtime import KafkaBroker
+
+    settings = get_settings()
+    host, _, port = settings.bootstrap_servers.split(",")[0].rpartition(":")
+    controller = int(os.environ.get("CXPULSE_KAFKA_CONTROLLER_PORT", int(port) + 1))
+    return KafkaBroker(settings.data_dir / "kafka", host=host or "127.0.0.1", port=int(port), controller_port=controller)
+
+
+@kafka_cli.command("start")
+def kafka_start() -> None:
+    """Install (first time), format and start the broker; return once it answers."""
+    broker = _broker()
+    typer.echo(f"starting Kafka at {broker.bootstrap} (data in {broker.data_dir}) ...")
+    broker.start()
+    typer.echo(broker.status())
+
+
+@kafka_cli.command("stop")
+def kafka_stop() -> None:
+    """Stop the broker cleanly (SIGKILL after 30 s)."""
+    typer.echo("stopped" if _broker().stop() else "not running")
+
+
+@kafka_cli.command("status")
+def kafka_status() -> None:
+    """Say whether the broker runs and where it listens."""
+    typer.echo(_broker().status())
+
+
+@topics_cli.command("create")
+def topics_create() -> None:
+    """Create every cxpulse topic with its partitions and configs (idempotent)."""
+    from streams.topics import create_topics
+
+    for name, outcome in create_topics(get_settings()).items():
+        typer.echo(f"{name}: {outcome}")
+
+
+@cli.command()
+def worker(
+    web_port: Annotated[int | None, typer.Option(help="Port of /metrics (default CXPULSE_WEB_PORT).")] = None,
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Run a stream-processing worker (joins the consumer group; serves /metrics)."""
+    if web_port is not None:
+        os.environ["CXPULSE_WEB_PORT"] = str(web_port)
+        get_settings.cache_clear()
+    from faust.worker import Worker
+
+    from streams.app import create_app
+
+    pipeline = create_app()
+    Worker(pipeline.app, loglevel=loglevel).execute_from_commandline()
+
+
+@cli.command()
+def simulate(
+    rate: Annotated[float, typer.Option(help="Events per wall-clock second.")] = 200.0,
+    duration: Annotated[float, typer.Option(help="Wall-clock seconds to run.")] = 60.0,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same traffic).")] = 1,
+    speedup: Annotated[float, typer.Option(help="Event-time seconds per wall second.")] = 1.0,
+    incident: Annotated[list[str] | None, typer.Option(help="Incident to inject (repeatable), e.g. complaint_spike:reason=billing.")] = None,
+    truth: Annotated[Path | None, typer.Option(help="Write the ground truth of injected incidents here (JSON).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Clickstream events per message (1 = no batching).")] = 5,
+    start: Annotated[str | None, typer.Option(help="Event-time start (RFC 3339); default: now minus the simulated span.")] = None,
+) -> None:
+    """Produce realistic, seeded traffic on the three input topics."""
+    from streams.sim_producer import run_from_cli
+
+    stats = run_from_cli(
+        settings=get_settings(), rate=rate, duration=duration, seed=seed, speedup=speedup,
+        incidents=incident or [], truth_path=truth, batch_size=batch_size, start=start,
+    )  # fmt: skip
+    typer.echo(json.dumps(stats, indent=2, default=str))
+
+
+@cli.command()
+def nab(
+    data: Annotated[Path, typer.Option(help="NAB folder with data/ and labels/.")] = PROJECT_ROOT.parent / "shared" / "nab",
+    out: Annotated[Path, typer.Option(help="Where to write <category>/<file>.csv results.")] = Path("var/nab"),
+) -> None:
+    """Run the metric anomaly detector over the NAB corpus and print its scores."""
+    from detectors.nab import main as nab_main
+
+    nab_main(data, out)
+
+
+@cli.command()
+def settings() -> None:
+    """Print the settings in force (secrets masked)."""
+    for name, value in get_settings().model_dump().items():
+        typer.echo(f"CXPULSE_{name.upper()}={'**********' if 'password' in name and value else value}")
+
+
+@cli.command()
+def tail(
+    what: Annotated[str, typer.Argument(help="notifications | alerts | deadletter")],
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record.")] = False,
+    limit: Annotated[int, typer.Option(help="Stop after this many records (0 = never).")] = 0,
+) -> None:
+    """Print decoded output events as they arrive."""
+    from streams.tail import tail_topic
+
+    tail_topic(get_settings(), what, from_beginning=from_beginning, limit=limit)
+
+
+@cli.command()
+def demo(
+    rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 300.0,
+    speedup: Annotated[float, typer.Option(help="Event-time seconds per wall second.")] = 60.0,
+) -> None:
+    """Kafka + topics + worker + Prometheus + Alertmanager + simulator; Ctrl-C stops all."""
+    from streams.demo import run_demo
+
+    run_demo(get_settings(), rate=rate, speedup=speedup)
+
+
+def main() -> None:
+    # Ctrl-C in a child must not leave a traceback wall; Faust handles its own signals.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    cli()
+
+
+if __name__ == "__main__":
+    main()

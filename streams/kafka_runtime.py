@@ -1,0 +1,249 @@
+"""Install, start, probe and stop a local single-node Apache Kafka broker (KRaft mode).
+
+The broker comes from Maven Central: ``deploy/kafka/pom.xml`` pulls ``kafka_2.13`` and its
+runtime dependencies, which Maven copies into a cache folder shared by every checkout on the
+machine (keyed by the pom's hash), so only the first start downloads anything. The broker
+runs on the machine's JDK 17 as a background process whose log and data live in a
+project-local folder; a pid file makes ``start`` idempotent and ``stop`` exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from streams.exceptions import KafkaRuntimeError
+from streams.settings import PROJECT_ROOT
+
+KAFKA_DIR = PROJECT_ROOT / "deploy" / "kafka"
+POM = KAFKA_DIR / "pom.xml"
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+
+
+def cache_root() -> Path:
+    """Where downloaded artifacts are kept across checkouts (``CXPULSE_CACHE_DIR``)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cxpulse"
+    return Path(os.environ.get("CXPULSE_CACHE_DIR", default))
+
+
+def libs_dir() -> Path:
+    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+    return cache_root() / f"kafka-{digest}" / "libs"
+
+
+def _require_tools() -> None:
+    """Java and Maven come from Debian's packages when missing (we run as root in CI)."""
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if not missing:
+        return
+    packages = {"java": "openjdk-17-jre-headless", "mvn": "maven"}
+    try:
+        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", *(packages[t] for t in missing)],
+            check=True,
+            capture_output=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise KafkaRuntimeError(f"{', '.join(missing)} missing and could not be installed: {exc}") from exc
+
+
+def install() -> Path:
+    """Resolve the broker's jars once; return the folder holding them."""
+    target = libs_dir()
+    marker = target / ".complete"
+    if marker.exists():
+        return target
+    _require_tools()
+    target.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        f"-DoutputDirectory={target}", "-DincludeScope=runtime",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise KafkaRuntimeError(f"Maven could not resolve Kafka:\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}")
+    marker.write_text("ok\n")
+    return target
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class KafkaBroker:
+    """One local broker: ``data_dir`` holds its config, log, pid file and partitions."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    def pid(self) -> int | None:
+        """The broker's pid if it is alive, else None (a stale pid file is ignored)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return None
+        return pid
+
+    def status(self) -> str:
+        pid = self.pid()
+        if pid is None:
+            return "stopped"
+        state = "ready" if self.is_ready(timeout=3.0) else "starting"
+        return f"{state} (pid {pid}) at {self.bootstrap}, data in {self.data_dir}"
+
+    def is_ready(self, timeout: float = 2.0) -> bool:
+        """True when the broker answers a metadata request."""
+        if not port_open(self.host, self.port):
+            return False
+        from confluent_kafka.admin import AdminClient  # imported late: CLI start-up speed
+
+        try:
+            AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=timeout)
+        except Exception:  # any client error means "not ready yet"
+            return False
+        return True
+
+    def _render_config(self) -> Path:
+        template = Template((KAFKA_DIR / "server.properties.template").read_text())
+        config = self.data_dir / "server.properties"
+        config.write_text(
+            template.substitute(
+                host=self.host,
+                port=self.port,
+                controller_port=self.controller_port,
+                log_dir=self.data_dir / "kraft-logs",
+            )
+        )
+        return config
+
+    def _java(self, libs: Path, *args: str) -> list[str]:
+        return ["java", "-cp", f"{libs}/*", *args]
+
+    def start(self, wait: bool = True) -> None:
+        """Format storage once, launch the broker in the background, wait until ready."""
+        if self.pid() is not None:
+            if wait:
+                self.wait_ready()
+            return
+        for port in (self.port, self.controller_port):
+            if port_open(self.host, port):
+                raise KafkaRuntimeError(f"port {self.host}:{port} is taken by another process")
+        libs = install()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self._render_config()
+        if not (self.data_dir / "kraft-logs" / "meta.properties").exists():
+            cluster_id = _base64_uuid()
+            subprocess.run(
+                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                check=True,
+                capture_output=True,
+            )
+        heap = os.environ.get("CXPULSE_KAFKA_HEAP", "-Xms256m -Xmx768m").split()
+        cmd = self._java(
+            libs,
+            *heap,
+            f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.yaml'}",
+            "kafka.Kafka",
+            str(config),
+        )
+        cmd.insert(1, "-XX:+UseG1GC")
+        with self.log_file.open("ab") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.pid_file.write_text(f"{proc.pid}\n")
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                tail = self.log_file.read_text(errors="replace")[-3000:] if self.log_file.exists() else ""
+                raise KafkaRuntimeError(f"the broker exited during start-up; log tail:\n{tail}")
+            if self.is_ready():
+                return
+            time.sleep(0.5)
+        raise KafkaRuntimeError(f"the broker did not answer within {timeout:.0f}s; see {self.log_file}")
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> bool:
+        """Stop the broker (SIGTERM, then SIGKILL after ``timeout``); False if it was not running."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def _base64_uuid() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap if it is our child
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
