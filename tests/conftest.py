@@ -1,0 +1,42 @@
+"""Session fixtures: a real Kafka broker for the whole run, started by the suite itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.kafka_runtime import KafkaBroker, free_port
+from streams.settings import Settings
+from tests.kafka_harness import WorkerProcess, isolated_settings, start_worker
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A broker of our own on free ports; never the demo's. Fails (no skip) if it can't start."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port())
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def kafka_settings(kafka_broker: KafkaBroker, tmp_path: Path) -> Settings:
+    """Settings with this test's own topics and consumer group, topics created."""
+    return isolated_settings(kafka_broker.bootstrap, tmp_path / "var")
+
+
+@pytest.fixture
+def worker(kafka_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """A real ``cxpulse worker`` process on this test's topics."""
+    process = start_worker(kafka_settings, tmp_path / "logs")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return SHARED
