@@ -37,8 +37,8 @@ class ClickstreamHandler(StreamHandler):
         elif kind == "error":
             m.client_errors.labels(self.ctx.pages(event.page)).inc()
             if not late:
-                # An error adds to the numerator only: weight 0 keeps page views the denominator.
-                self._errors_window.add(event.ts, 1.0, weight=0.0)
+                # An error adds to the numerator only: page views stay the denominator.
+                self._errors_window.add(event.ts, 1.0, count=0.0)
         elif kind == "login":
             (self._login_ok if event.success else self._login_failed).inc()
 

@@ -64,8 +64,12 @@ class RollingWindow:
     total: float = 0.0
     count: float = 0.0
 
-    def add(self, ts: float, value: float, weight: float = 1.0) -> bool:
-        """Add one value at event time ``ts``; False if it is older than the window."""
+    def add(self, ts: float, value: float, count: float = 1.0) -> bool:
+        """Add ``value`` to the total and ``count`` to the count at event time ``ts``.
+
+        ``count=0`` adds to the numerator only (an error among page views). Returns False
+        when ``ts`` is older than the window.
+        """
         start = math.floor(ts / self.step_s) * self.step_s
         if start + self.step_s > self._end:
             self._end = start + self.step_s
@@ -82,10 +86,10 @@ class RollingWindow:
                 bucket = _Bucket(start)
                 index = next(i for i, b in enumerate(buckets) if b.start > start)
                 buckets.insert(index, bucket)
-        bucket.total += value * weight
-        bucket.count += weight
-        self.total += value * weight
-        self.count += weight
+        bucket.total += value
+        bucket.count += count
+        self.total += value
+        self.count += count
         return True
 
     def advance(self, now: float) -> None:

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 OTHER = "other"
 
 #: Built-in id rules, applied to each path segment: numbers, UUIDs, long hex, and tokens that
-#: mix letters and digits (order numbers such as ``A12B34``) become ``:id``.
+#: mix letters with three or more digits (order numbers such as ``A12B34``) become ``:id``.
 _ID_SEGMENT = re.compile(
     r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    r"|[0-9a-fA-F]{16,}|(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{6,})$"
+    r"|[0-9a-fA-F]{16,}|(?=(?:[^0-9]*[0-9]){3})[A-Za-z0-9_-]{6,})$"
 )
 _EMAILISH = re.compile(r"@")
 
