@@ -1,0 +1,417 @@
+"""Per-order delivery tracking: predicted delays, failures, missed promises, on-time outcomes.
+
+:class:`DeliveryDelayMonitor` keeps one plain JSON-able dict per undelivered order in an injectable
+``MutableMapping`` (a Faust Table in production, so a restarted worker resumes) and a time-ordered
+index of when each order next needs a look. Everything runs in **event time**: ``process(event)``
+moves the monitor's clock to the event's ``ts``; ``advance(now)`` re-checks only the orders that
+are due, so an idle order costs nothing.
+
+When an order is notified (``DelayPredicted``, once per order and ``promised_by`` value)
+---------------------------------------------------------------------------------------------
+Before ``promised_by`` passes, at every scan of the order and every ``recheck_s`` of event time,
+the :class:`~detectors.transit_model.TransitModel` predicts the delivery time. The order is
+notified when
+
+1. the predicted delivery is later than ``promised_by + margin_s`` **and** the probability of
+   being late is at least ``min_confidence``; or
+2. the order has been silent (no scan) for more than ``silence_factor`` times the usual upper
+   gap (95th percentile) of its carrier-region after its last status; or
+3. ``trust_eta`` and the carrier's own ``eta`` is later than ``promised_by + margin_s``.
+
+A new ``promised_by`` (on a later ``created``/``shipped``/scan event) is a new promise and may be
+notified again (new id). When ``promised_by`` passes with the order undelivered and never
+notified for that promise, ``PromiseMissed`` is emitted once (metric
+``cxpulse_delivery_delays_missed_total``). ``failed_attempt``/``exception`` give
+``DeliveryFailed``; ``delivered`` gives ``Delivered`` (on time or not) and drops the order from the
+store. Undelivered orders are forgotten ``horizon_s`` after their last event.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from detectors.customer_signal import CustomerSignal, DueIndex
+from detectors.transit_model import TransitModel
+from schemas.cloudevents import (
+    NOTIFY_DELIVERY_DELAYED,
+    NOTIFY_DELIVERY_FAILED,
+    SOURCE_DELIVERIES,
+    cloudevent_id,
+    make_cloudevent,
+    notification_schema,
+    rfc3339,
+)
+from schemas.models import DeliveryEvent
+
+HOUR = 3600.0
+DAY = 86400.0
+MAX_EVENT_IDS = 16
+MAX_SNAPSHOTS = 16
+MAX_PROMISES = 8
+
+#: What a failed status means and what the customer can do, for ``delivery_failed`` data.
+FAILURE_TEXT: dict[str, tuple[str, str]] = {
+    "failed_attempt": (
+        "The carrier tried to deliver the order but could not complete the delivery.",
+        "Choose a new delivery day or a pick-up point in your order tracking page.",
+    ),
+    "exception": (
+        "The carrier reported a problem with the shipment (exception).",
+        "No action needed yet: we are checking with the carrier and will update you.",
+    ),
+}
+
+
+def _promise_key(promise: float) -> str:
+    return f"{promise:.0f}"
+
+
+@dataclass(frozen=True, slots=True)
+class DelayPredicted:
+    """An undelivered order is predicted to miss its promise (at event time ``ts``)."""
+
+    order_id: str
+    customer_id: str
+    carrier: str
+    region: str
+    promise: float
+    predicted_ts: float
+    confidence: float
+    evidence: tuple[str, ...]
+    ts: float
+
+    @property
+    def lead_time_s(self) -> float:
+        """``promise - ts``: how long before the promise the customer hears about it."""
+        return self.promise - self.ts
+
+    @property
+    def id(self) -> str:
+        """Deterministic id: type + customer + order + promise."""
+        return cloudevent_id(
+            NOTIFY_DELIVERY_DELAYED, self.customer_id, self.order_id, _promise_key(self.promise)
+        )
+
+    def notification(self, source: str = SOURCE_DELIVERIES) -> dict[str, Any]:
+        """The ``cx.notification.delivery_delayed`` CloudEvent (dict)."""
+        return make_cloudevent(
+            type=NOTIFY_DELIVERY_DELAYED,
+            source=source,
+            subject=self.order_id,
+            time=self.ts,
+            id=self.id,
+            dataschema=notification_schema(NOTIFY_DELIVERY_DELAYED),
+            data={
+                "order_id": self.order_id,
+                "customer_id": self.customer_id,
+                "carrier": self.carrier,
+                "region": self.region,
+                "promised_by": rfc3339(self.promise),
+                "predicted_delivery": rfc3339(self.predicted_ts),
+                "evidence": list(self.evidence),
+                "confidence": round(self.confidence, 4),
+                "lead_time_seconds": round(self.lead_time_s, 3),
+            },
+        )
+
+    def to_signal(self, source: str = SOURCE_DELIVERIES) -> CustomerSignal:
+        """``delivery_delayed`` signal for ``cx.signals`` carrying the candidate notification."""
+        return CustomerSignal("delivery_delayed", self.customer_id, self.ts, self.order_id,
+                              {"carrier": self.carrier, "region": self.region},
+                              self.notification(source))
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailed:
+    """A ``failed_attempt`` or ``exception`` scan of an order."""
+
+    order_id: str
+    customer_id: str
+    carrier: str
+    region: str
+    status: str
+    ts: float
+
+    @property
+    def id(self) -> str:
+        """Deterministic id: type + customer + order + status + event time of the scan."""
+        return cloudevent_id(NOTIFY_DELIVERY_FAILED, self.customer_id, self.order_id,
+                             self.status, f"{self.ts:.3f}")
+
+    def notification(self, source: str = SOURCE_DELIVERIES) -> dict[str, Any]:
+        """The ``cx.notification.delivery_failed`` CloudEvent (dict)."""
+        what, step = FAILURE_TEXT.get(self.status, (f"Delivery status {self.status}.", ""))
+        return make_cloudevent(
+            type=NOTIFY_DELIVERY_FAILED, source=source, subject=self.order_id, time=self.ts,
+            id=self.id, dataschema=notification_schema(NOTIFY_DELIVERY_FAILED),
+            data={"order_id": self.order_id, "customer_id": self.customer_id,
+                  "carrier": self.carrier, "region": self.region, "status": self.status,
+                  "what_happened": what, "next_step": step},
+        )
+
+    def to_signal(self, source: str = SOURCE_DELIVERIES) -> CustomerSignal:
+        """``delivery_failed`` signal carrying the candidate notification."""
+        return CustomerSignal("delivery_failed", self.customer_id, self.ts, self.order_id,
+                              {"status": self.status}, self.notification(source))
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseMissed:
+    """``promised_by`` passed with the order undelivered and not notified for that promise."""
+
+    order_id: str
+    customer_id: str
+    carrier: str
+    region: str
+    promise: float
+    last_status: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """An order was delivered; ``on_time`` is None when no promise was known."""
+
+    order_id: str
+    customer_id: str
+    carrier: str
+    region: str
+    ts: float
+    promise: float | None
+    on_time: bool | None
+    transit_s: float | None
+    notified: bool
+
+
+Finding = DelayPredicted | DeliveryFailed | PromiseMissed | Delivered
+
+
+class DeliveryDelayMonitor:
+    """Event-time delivery monitor (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    store : MutableMapping[str, dict] or None
+        Order id -> JSON-able order state (a Faust Table in production); default a dict.
+        Values are always reassigned after a change (as Faust tables require).
+    model : TransitModel or None
+        The transit model (a fresh one by default).
+    margin_s : float
+        Predicted delivery must exceed ``promised_by`` by this much (default 2 h).
+    min_confidence : float
+        Minimum probability of lateness for rule 1 (default 0.7).
+    silence_factor : float
+        Rule 2 fires after this many times the usual upper scan gap (default 3).
+    recheck_s : float
+        Event-time interval between re-predictions of an open order (default 2 h).
+    horizon_s : float
+        Undelivered orders are dropped this long after their last event (default 21 days).
+    trust_eta : bool
+        Rule 3 on/off (default True).
+    source : str
+        CloudEvents ``source`` of the notifications built by the findings' helpers.
+
+    Examples
+    --------
+    >>> from schemas.models import DeliveryEvent
+    >>> mon = DeliveryDelayMonitor()
+    >>> ev = DeliveryEvent("e1", 0.0, "shipped", "o-1", "c-1", "dhl", "north", promised_by=9e4)
+    >>> mon.process(ev)
+    []
+    >>> late = DeliveryEvent("e2", 1e5, "delivered", "o-1", "c-1", "dhl", "north")
+    >>> [type(f).__name__ for f in mon.process(late)]
+    ['PromiseMissed', 'Delivered']
+    >>> len(mon.store)
+    0
+    """
+
+    def __init__(
+        self,
+        store: MutableMapping[str, dict[str, Any]] | None = None,
+        model: TransitModel | None = None,
+        *,
+        margin_s: float = 2 * HOUR,
+        min_confidence: float = 0.7,
+        silence_factor: float = 3.0,
+        recheck_s: float = 2 * HOUR,
+        horizon_s: float = 21 * DAY,
+        trust_eta: bool = True,
+        source: str = SOURCE_DELIVERIES,
+    ) -> None:
+        self.store: MutableMapping[str, dict[str, Any]] = store if store is not None else {}
+        self.model = model if model is not None else TransitModel()
+        self.margin_s = margin_s
+        self.min_confidence = min_confidence
+        self.silence_factor = silence_factor
+        self.recheck_s = recheck_s
+        self.horizon_s = horizon_s
+        self.trust_eta = trust_eta
+        self.source = source
+        self.clock = -math.inf
+        self._index = DueIndex()
+        if len(self.store):
+            self.rebuild_index()
+
+    # ------------------------------------------------------------------ public API
+    def process(self, event: DeliveryEvent) -> list[Finding]:
+        """Apply one delivery event; return the findings it causes (in order)."""
+        self.clock = max(self.clock, event.ts)
+        now = self.clock
+        st = self.store.get(event.order_id)
+        out: list[Finding] = []
+        if st is None:
+            st = self._new_state(event)
+        elif event.event_id in st["events"]:
+            return []
+        else:
+            st = dict(st)
+        st["events"] = [*st["events"], event.event_id][-MAX_EVENT_IDS:]
+        if event.promised_by is not None:
+            st["promised_by"] = event.promised_by
+        if event.eta is not None:
+            st["eta"] = event.eta
+        if event.type == "created":
+            st["created"] = event.ts if st.get("created") is None else st["created"]
+        if event.type == "shipped" and st.get("shipped") is None:
+            st["shipped"] = event.ts
+        # a scan after the previous one completes a leg
+        if st["n_scans"] > 0 and event.ts >= st["last_ts"]:
+            self.model.observe_scan(st["carrier"], st["region"], st["last_status"],
+                                    st["last_ts"], event.ts, st["n_scans"])
+        # promise check as of this event's time, before delivery closes the order
+        out.extend(self._check_missed(st, event.ts if event.type == "delivered" else now))
+        if event.type == "delivered":
+            out.append(self._deliver(st, event))
+            self._drop(event.order_id)
+            return out
+        if event.ts >= st["last_ts"] or st["n_scans"] == 0:
+            st["last_ts"], st["last_status"] = event.ts, event.type
+        st["n_scans"] += 1
+        st["snaps"] = [*st["snaps"], [event.type, event.ts]][-MAX_SNAPSHOTS:]
+        if event.type in FAILURE_TEXT:
+            out.append(DeliveryFailed(st["order_id"], st["customer_id"], st["carrier"],
+                                      st["region"], event.type, event.ts))
+        out.extend(self._evaluate(st, now))
+        self._save(st, now)
+        return out
+
+    def advance(self, now: float) -> list[Finding]:
+        """Move event time to ``now``; re-check the orders that are due (earliest first)."""
+        self.clock = max(self.clock, now)
+        out: list[Finding] = []
+        for order_id, due in list(self._index.pop_due(self.clock)):
+            st = self.store.get(order_id)
+            if st is None:
+                continue
+            st = dict(st)
+            if due >= st["last_ts"] + self.horizon_s:
+                del self.store[order_id]
+                continue
+            out.extend(self._check_missed(st, due))
+            out.extend(self._evaluate(st, self.clock))
+            self._save(st, self.clock)
+        return out
+
+    def rebuild_index(self) -> None:
+        """Rebuild the due-time index and the clock from the store (after recovery)."""
+        self._index.clear()
+        for order_id, st in self.store.items():
+            self._index.schedule(order_id, float(st["due"]))
+            self.clock = max(self.clock, float(st["last_ts"]))
+
+    def next_due(self) -> float | None:
+        """Earliest event time at which :meth:`advance` has work, or None."""
+        return self._index.next_due()
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _new_state(e: DeliveryEvent) -> dict[str, Any]:
+        return {
+            "order_id": e.order_id, "customer_id": e.customer_id, "carrier": e.carrier,
+            "region": e.region, "promised_by": None, "eta": None, "created": None,
+            "shipped": None, "last_ts": e.ts, "last_status": e.type, "n_scans": 0,
+            "snaps": [], "events": [], "notified": [], "missed": [], "due": e.ts,
+        }
+
+    def _check_missed(self, st: dict[str, Any], now: float) -> list[Finding]:
+        promise = st.get("promised_by")
+        if promise is None or now < promise:
+            return []
+        key = _promise_key(promise)
+        if key in st["notified"] or key in st["missed"]:
+            return []
+        st["missed"] = [*st["missed"], key][-MAX_PROMISES:]
+        return [PromiseMissed(st["order_id"], st["customer_id"], st["carrier"], st["region"],
+                              float(promise), st["last_status"], float(promise))]
+
+    def _evaluate(self, st: dict[str, Any], now: float) -> list[Finding]:
+        promise = st.get("promised_by")
+        if promise is None or now >= promise:
+            return []
+        key = _promise_key(promise)
+        if key in st["notified"] or key in st["missed"]:
+            return []
+        pred = self.model.predict_delivery(st, now)
+        eta = st.get("eta")
+        fire = (
+            pred.predicted_ts is not None
+            and pred.predicted_ts > promise + self.margin_s
+            and pred.confidence >= self.min_confidence
+        )
+        silent = pred.silence_s > self.silence_factor * pred.silence_limit_s
+        eta_late = self.trust_eta and eta is not None and eta > promise + self.margin_s
+        if not (fire or silent or eta_late):
+            return []
+        predicted = pred.predicted_ts if pred.predicted_ts is not None else promise
+        if eta_late and eta is not None:
+            predicted = max(predicted, float(eta))
+        evidence = pred.evidence or (f"predicted delivery after the promise by "
+                                     f"{(predicted - promise) / HOUR:.0f} h",)
+        confidence = pred.confidence
+        if not fire:
+            confidence = max(confidence, 0.5)
+        st["notified"] = [*st["notified"], key][-MAX_PROMISES:]
+        return [DelayPredicted(st["order_id"], st["customer_id"], st["carrier"], st["region"],
+                               float(promise), max(predicted, promise), confidence, evidence,
+                               now)]
+
+    def _next_due(self, st: dict[str, Any], now: float) -> float:
+        due = st["last_ts"] + self.horizon_s
+        promise = st.get("promised_by")
+        if promise is not None:
+            key = _promise_key(promise)
+            if key not in st["notified"] and key not in st["missed"]:
+                if promise > now:
+                    due = min(due, promise)
+                    if st.get("shipped") is not None or st["last_status"] != "created":
+                        due = min(due, now + self.recheck_s)
+                    limit = self.model.silence_limit_s(st["carrier"], st["region"],
+                                                       st["last_status"], st["n_scans"])
+                    silent_at = st["last_ts"] + self.silence_factor * limit
+                    if math.isfinite(silent_at) and silent_at > now:
+                        due = min(due, silent_at)
+                else:
+                    due = min(due, now)
+        return max(due, now + 1e-3) if due <= now else due
+
+    def _save(self, st: dict[str, Any], now: float) -> None:
+        st["due"] = self._next_due(st, now)
+        self.store[st["order_id"]] = st
+        self._index.schedule(st["order_id"], st["due"])
+
+    def _drop(self, order_id: str) -> None:
+        self.store.pop(order_id, None)
+        self._index.discard(order_id)
+
+    def _deliver(self, st: dict[str, Any], e: DeliveryEvent) -> Delivered:
+        shipped = st.get("shipped")
+        self.model.observe_delivery(st["carrier"], st["region"], st["snaps"], e.ts, shipped)
+        promise = st.get("promised_by")
+        on_time = None if promise is None else e.ts <= promise
+        notified = promise is not None and _promise_key(promise) in st["notified"]
+        transit = e.ts - shipped if shipped is not None else None
+        return Delivered(st["order_id"], st["customer_id"], st["carrier"], st["region"], e.ts,
+                         promise, on_time, transit, notified)
