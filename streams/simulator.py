@@ -761,7 +761,8 @@ class Simulation:
         rnd = rng.random
         if reason is None:
             reason = cfg.reasons[bisect(self._reason_cum, rnd() * self._reason_total)]
-        if reason == "delivery" and order_id is None and customer is None and self._recent_orders:
+        if (reason == "delivery" and order_id is None and customer is None
+                and self._recent_orders and rnd() < 0.5):
             order_id, customer = self._recent_orders[rng.randrange(len(self._recent_orders))]
         if customer is None:
             customer = self._customer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter, defaultdict
@@ -291,7 +292,7 @@ def _naive_bursts(events: list[SimEvent]) -> list[tuple[str, str, str, float]]:
     found = []
     for sid, evs in by_session.items():
         run: list[dict[str, Any]] = []
-        for e in evs + [{"type": "end"}]:
+        for e in [*evs, {"type": "end"}]:
             extend = (
                 e["type"] == "click" and run
                 and e["element"] == run[0]["element"] and e["page"] == run[0]["page"]
@@ -324,7 +325,7 @@ def test_natural_behaviour_rates(long: tuple[list[SimEvent], dict[str, Any]]) ->
     natural = [b for b in tr["rage_bursts"] if b["source"] == "natural"]
     assert 0 < len(natural) < 0.03 * len(sessions)
     clicks = [e for e in events if e.event["type"] == "click"]
-    doubles = sum(1 for a, b in zip(clicks, clicks[1:], strict=False)
+    doubles = sum(1 for a, b in itertools.pairwise(clicks)
                   if a.key == b.key and a.event["element"] == b.event["element"]
                   and b.ts - a.ts < 0.5)
     assert doubles > 0.01 * len(clicks)
@@ -363,12 +364,13 @@ def test_truth_orders_shape(long: tuple[list[SimEvent], dict[str, Any]]) -> None
     _, tr = long
     orders = [o for o in tr["orders"] if o["promise_seen"]]
     days = [(o["promised_by"] - o["created"]) / DAY for o in orders]
-    assert 2.0 <= min(days) and max(days) <= 6.0
+    assert min(days) >= 2.0
+    assert max(days) <= 6.0
     late = [o for o in orders if o["late"]]
     contacted = [o for o in late if o["first_contact_ts"] is not None]
     assert contacted and len(contacted) < len(late)
     after_due = sum(1 for o in contacted if o["first_contact_ts"] > o["promised_by"])
-    assert after_due >= 0.5 * len(contacted)
+    assert 0.08 * len(late) <= after_due <= 0.6 * len(late), (after_due, len(late))
 
 
 @pytest.mark.parametrize("which", ["short", "long"])
@@ -387,9 +389,10 @@ def test_truth_repeat_contacts_and_detractors_exact(
             window = [c for t, c in hist if ev.ts - t <= 7 * DAY]
             if len(window) >= 3:
                 repeats.append((e["customer_id"], tuple(window), ev.ts))
-        elif e["type"] == "survey_response":
-            if e.get("csat", 5) <= 2 or e.get("nps", 10) <= 6 or e.get("ces", 1) >= 6:
-                detractors.append((e["customer_id"], e["contact_id"], ev.ts))
+        elif e["type"] == "survey_response" and (
+            e.get("csat", 5) <= 2 or e.get("nps", 10) <= 6 or e.get("ces", 1) >= 6
+        ):
+            detractors.append((e["customer_id"], e["contact_id"], ev.ts))
     assert [(r["customer_id"], tuple(r["contact_ids"]), r["ts"])
             for r in tr["repeat_contacts"]] == repeats
     assert [(d["customer_id"], d["contact_id"], d["ts"]) for d in tr["detractors"]] == detractors
@@ -414,7 +417,7 @@ def test_truth_is_json_and_labelled(short: tuple[list[SimEvent], dict[str, Any]]
 def test_batches_share_key_and_cover_every_event(short: tuple[list[SimEvent],
                                                               dict[str, Any]]) -> None:
     events = short[0][:5000]
-    seen = []
+    seen: list[str] = []
     for msg in batch_messages(events, batch_size=4):
         raw = encode(msg)
         result = parse_message(Stream(msg.stream), raw)
