@@ -17,9 +17,10 @@ Shape of the traffic:
   unresolved contacts often come back; a few frequent contacters;
 * deliveries: created -> shipped -> in_transit scans -> out_for_delivery -> delivered over
   days, per carrier/region transit times, ~90-95% on time, occasional failed attempts and
-  exceptions; customers of late orders sometimes contact support about the order. Orders
-  created up to ``delivery_warmup_seconds`` before ``start`` are in flight when the run begins
-  (their earlier events are not emitted).
+  exceptions; customers of late orders sometimes contact support about the order.
+
+Warm-up: orders (``delivery_warmup_seconds``), sessions and contacts start before ``start``,
+so a run begins in steady state; events before ``start`` are generated but never emitted.
 
 Incidents (``--incident NAME[:k=v,...]``): ``complaint_spike``, ``rage_click_storm``,
 ``carrier_delay``, ``error_storm``; see :data:`INCIDENT_PARAMS`. Times (``at``, ``duration``)
@@ -293,6 +294,10 @@ class SimulationConfig:
     survey_probability: float = 0.3
     late_contact_probability: float = 0.4
     delivery_warmup_seconds: float = 5 * DAY
+    #: Sessions and contacts also start before ``start`` so the run begins in steady state
+    #: (events before ``start`` are generated but not emitted).
+    session_warmup_seconds: float = 900.0
+    contact_warmup_seconds: float = 6 * HOUR
 
     def __post_init__(self) -> None:
         if self.sim_seconds <= 0:
@@ -537,8 +542,10 @@ class Simulation:
             raise RuntimeError("a Simulation can be iterated once")
         self._started = True
         cfg = self.config
-        self._spawn(self._arrivals(self.session_rate, cfg.start, self._new_session))
-        self._spawn(self._arrivals(self.contact_rate, cfg.start, self._new_contact))
+        self._spawn(self._arrivals(
+            self.session_rate, cfg.start - cfg.session_warmup_seconds, self._new_session))
+        self._spawn(self._arrivals(
+            self.contact_rate, cfg.start - cfg.contact_warmup_seconds, self._new_contact))
         self._spawn(self._arrivals(
             self.order_rate, cfg.start - cfg.delivery_warmup_seconds, self._new_order))
         for inc in self.incidents:
@@ -546,6 +553,7 @@ class Simulation:
                 self._spawn(self._complaint_spike(inc))
         heap = self._heap
         end = self.end
+        start = self.start
         seq = self._seq
         replace = heapq.heapreplace
         pop = heapq.heappop
@@ -555,7 +563,7 @@ class Simulation:
             if top[0] >= end:
                 break
             ev = top[3]
-            if ev is not None:
+            if ev is not None and top[0] >= start:
                 if observe is not None:
                     observe(ev)
                 yield ev
@@ -729,17 +737,20 @@ class Simulation:
         for s, tx in _PAGE_ELEMENTS[page_template(page)]:
             if s == sel:
                 text = tx
-        first = t
+        start = self.start
+        kept: list[float] = []  # clicks inside the run (earlier ones are not emitted)
         for i in range(n):
             if i:
                 t += uni(0.08, 0.25)
             yield click(t, page, sel, text, round(x + uni(-6, 6), 1), round(y + uni(-6, 6), 1),
                         source == "incident" or rng.random() < 0.5)
-            if i == RAGE_MIN_CLICKS - 1 and self.record_truth:
-                self.planned_bursts.append({
-                    "session_id": sid, "customer_id": customer, "page": page,
-                    "element": sel, "ts": round_ts(first), "source": source,
-                })
+            if t >= start:
+                kept.append(t)
+                if len(kept) == RAGE_MIN_CLICKS and self.record_truth:
+                    self.planned_bursts.append({
+                        "session_id": sid, "customer_id": customer, "page": page,
+                        "element": sel, "ts": round_ts(kept[0]), "source": source,
+                    })
         return t
 
     # -- contacts ------------------------------------------------------------------------
