@@ -57,7 +57,7 @@ class LogStat:
     --------
     >>> s = LogStat(alpha=0.01)
     >>> for x in (1.0, 10.0, 100.0):
-    ...     s.update(x)
+    ...     _ = s.update(x)
     >>> round(math.exp(s.mean), 6), s.n
     (10.0, 3)
     """
@@ -151,6 +151,9 @@ class TransitModel:
         Floor of the log-spread of the predicted remaining time.
     learning_rate : float
         SGD learning rate of the River residual regression.
+    use_regression : bool
+        Apply the River residual regression (only while its error beats the running mean's).
+        Default False: on synthetic data it hurt precision badly (it is still trained).
     slowness_z : float
         The recent-slowness EWMA counts only beyond this many standard errors of its own noise
         (so ordinary leg-to-leg variation never shifts predictions).
@@ -180,8 +183,10 @@ class TransitModel:
         silence_quantile: float = 0.95,
         min_sigma: float = 0.05,
         learning_rate: float = 0.01,
-        slowness_z: float = 3.0,
+        slowness_z: float = 2.0,
+        use_regression: bool = False,
     ) -> None:
+        self.use_regression = use_regression
         self.stat_alpha = stat_alpha
         self.recent_alpha = recent_alpha
         self.min_samples = min_samples
@@ -196,7 +201,9 @@ class TransitModel:
         self.slowness_sq: dict[str, float] = {}  # slow EWMA of its square (noise level)
         self.slowness_z = slowness_z
         self.n_learnt = 0
-        num = compose.Select("elapsed_h", "n_scans", "hsin", "hcos") | preprocessing.StandardScaler()
+        num = compose.Select("elapsed_h", "n_scans", "hsin", "hcos") | (
+            preprocessing.StandardScaler()
+        )
         cat = compose.Select("carrier", "region", "cr", "status", "dow") | (
             preprocessing.OneHotEncoder()
         )
@@ -359,7 +366,8 @@ class TransitModel:
         rs = self._lookup(self.residual, cr, None)
         bs = self._lookup(self.baseline, cr, None)
         # the regression is used only while it beats the plain running mean
-        use_model = rs is not None and bs is not None and rs.xmean < bs.xmean
+        use_model = (self.use_regression and rs is not None and bs is not None
+                     and rs.xmean < 0.9 * bs.xmean)
         resid = self.regressor.predict_one(x) if use_model else 0.0
         resid = max(-0.5, min(0.5, resid))
         slow = self.recent_shift(carrier, region)
@@ -379,10 +387,8 @@ class TransitModel:
         confidence = 0.0
         if promise is not None:
             p_h = (float(promise) - last_ts) / HOUR
-            if p_h <= u:
-                confidence = 1.0
-            else:
-                confidence = (1.0 - _N.cdf((math.log(p_h) - mu) / sigma)) / surv_u
+            late = 1.0 - _N.cdf((math.log(p_h) - mu) / sigma) if p_h > u else surv_u
+            confidence = late / surv_u
             confidence = min(max(confidence, 0.0), 1.0)
         # evidence, human-readable
         if math.isfinite(limit) and silence > limit:

@@ -1,0 +1,205 @@
+"""Contact-centre rules: repeat contacts and survey detractors (event time, bounded state).
+
+* :class:`RepeatContactRule`: a customer opening their ``threshold``-th contact within
+  ``window_s`` (default the 3rd within 7 days) yields one ``cx.notification.repeat_contact``
+  candidate, when the count in the window *reaches* the threshold (a 4th contact in the same
+  window does not fire again; once the window slides below the threshold it can fire again).
+* :class:`DetractorRule`: a ``survey_response`` with CSAT <= ``csat_max`` (2), NPS <=
+  ``nps_max`` (6) or CES >= ``ces_min`` (6) yields a ``cx.notification.detractor_followup``
+  candidate, with the contact's reason remembered from its ``contact_opened`` (bounded LRU).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from detectors.customer_signal import CustomerSignal, DueIndex
+from schemas.cloudevents import (
+    NOTIFY_DETRACTOR_FOLLOWUP,
+    NOTIFY_REPEAT_CONTACT,
+    SOURCE_CONTACTS,
+    cloudevent_id,
+    make_cloudevent,
+    notification_schema,
+)
+from schemas.models import ContactEvent
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatContact:
+    """The customer's contacts in the window that reached the threshold (oldest first)."""
+
+    customer_id: str
+    contact_ids: tuple[str, ...]
+    reasons: tuple[str | None, ...]
+    channels: tuple[str | None, ...]
+    ts: float
+
+    @property
+    def id(self) -> str:
+        """type + customer + the contact that reached the threshold."""
+        return cloudevent_id(NOTIFY_REPEAT_CONTACT, self.customer_id, self.contact_ids[-1])
+
+    def notification(self, source: str = SOURCE_CONTACTS) -> dict[str, Any]:
+        """The ``cx.notification.repeat_contact`` CloudEvent (dict)."""
+        return make_cloudevent(
+            type=NOTIFY_REPEAT_CONTACT, source=source, subject=self.contact_ids[-1],
+            time=self.ts, id=self.id, dataschema=notification_schema(NOTIFY_REPEAT_CONTACT),
+            data={"customer_id": self.customer_id, "contact_ids": list(self.contact_ids),
+                  "reasons": list(self.reasons), "channels": list(self.channels)},
+        )
+
+    def to_signal(self, source: str = SOURCE_CONTACTS) -> CustomerSignal:
+        """``repeat_contact`` signal carrying the candidate notification."""
+        return CustomerSignal("repeat_contact", self.customer_id, self.ts, self.contact_ids[-1],
+                              {"count": len(self.contact_ids)}, self.notification(source))
+
+
+class RepeatContactRule:
+    """Fires when a customer's open contacts within ``window_s`` reach ``threshold``.
+
+    Parameters
+    ----------
+    threshold : int
+        Contacts in the window that make a repeat contact (default 3).
+    window_s : float
+        Window length in seconds of event time (default 7 days), inclusive.
+    store : MutableMapping or None
+        customer_id -> list of ``[ts, contact_id, reason, channel]`` (at most ``threshold * 4``).
+
+    Examples
+    --------
+    >>> from schemas.models import ContactEvent
+    >>> rule = RepeatContactRule()
+    >>> evs = [ContactEvent(f"e{i}", i * 86400.0, "contact_opened", "c-1", contact_id=f"k{i}",
+    ...                     channel="chat", reason="delivery") for i in range(3)]
+    >>> [rule.process(e) is not None for e in evs]
+    [False, False, True]
+    """
+
+    def __init__(self, threshold: int = 3, window_s: float = 7 * DAY,
+                 store: MutableMapping[str, list[list[Any]]] | None = None) -> None:
+        self.threshold = threshold
+        self.window_s = window_s
+        self.store: MutableMapping[str, list[list[Any]]] = store if store is not None else {}
+        self._index = DueIndex()
+        self.clock = float("-inf")
+        for cid, items in self.store.items():
+            if items:
+                self._index.schedule(cid, float(items[-1][0]) + window_s)
+
+    def process(self, event: ContactEvent) -> RepeatContact | None:
+        """Apply a contact event (only ``contact_opened`` counts); expire idle customers."""
+        self.clock = max(self.clock, event.ts)
+        self.advance(self.clock)
+        if event.type != "contact_opened" or event.contact_id is None:
+            return None
+        items = [it for it in self.store.get(event.customer_id, [])
+                 if event.ts - it[0] <= self.window_s and it[1] != event.contact_id]
+        before = sum(1 for it in items if it[0] <= event.ts)
+        items.append([event.ts, event.contact_id, event.reason, event.channel])
+        items.sort(key=lambda it: (it[0], it[1]))
+        items = items[-self.threshold * 4:]
+        self.store[event.customer_id] = items
+        self._index.schedule(event.customer_id, float(items[-1][0]) + self.window_s)
+        if before + 1 != self.threshold:
+            return None
+        hit = [it for it in items if it[0] <= event.ts][-self.threshold:]
+        return RepeatContact(event.customer_id, tuple(str(it[1]) for it in hit),
+                             tuple(it[2] for it in hit), tuple(it[3] for it in hit), event.ts)
+
+    def advance(self, now: float) -> None:
+        """Drop customers whose newest contact left the window by event time ``now``."""
+        self.clock = max(self.clock, now)
+        for cid, _ in list(self._index.pop_due(now)):
+            self.store.pop(cid, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Detractor:
+    """A detractor survey answer."""
+
+    customer_id: str
+    contact_id: str | None
+    csat: int | None
+    nps: int | None
+    ces: int | None
+    reason: str | None
+    ts: float
+
+    @property
+    def id(self) -> str:
+        """type + customer + contact (or survey time when no contact id)."""
+        return cloudevent_id(NOTIFY_DETRACTOR_FOLLOWUP, self.customer_id,
+                             self.contact_id or f"t{self.ts:.3f}")
+
+    def notification(self, source: str = SOURCE_CONTACTS) -> dict[str, Any]:
+        """The ``cx.notification.detractor_followup`` CloudEvent (dict)."""
+        return make_cloudevent(
+            type=NOTIFY_DETRACTOR_FOLLOWUP, source=source, subject=self.contact_id, time=self.ts,
+            id=self.id, dataschema=notification_schema(NOTIFY_DETRACTOR_FOLLOWUP),
+            data={"customer_id": self.customer_id, "contact_id": self.contact_id,
+                  "scores": {"csat": self.csat, "nps": self.nps, "ces": self.ces},
+                  "reason": self.reason},
+        )
+
+    def to_signal(self, source: str = SOURCE_CONTACTS) -> CustomerSignal:
+        """``detractor`` signal carrying the candidate notification."""
+        return CustomerSignal("detractor", self.customer_id, self.ts, self.contact_id or "",
+                              {"reason": self.reason}, self.notification(source))
+
+
+class DetractorRule:
+    """Flags detractor survey responses; remembers each contact's reason (bounded LRU).
+
+    Parameters
+    ----------
+    csat_max, nps_max, ces_min : int
+        Detractor if CSAT <= csat_max or NPS <= nps_max or CES >= ces_min (inclusive).
+    max_reasons : int
+        Contact reasons remembered (least recently used dropped first).
+
+    Examples
+    --------
+    >>> from schemas.models import ContactEvent
+    >>> rule = DetractorRule()
+    >>> rule.process(ContactEvent("e1", 0.0, "contact_opened", "c-1", contact_id="k1",
+    ...                           reason="billing"))
+    >>> d = rule.process(ContactEvent("e2", 9.0, "survey_response", "c-1", contact_id="k1", csat=2))
+    >>> d.reason, d.csat
+    ('billing', 2)
+    """
+
+    def __init__(self, csat_max: int = 2, nps_max: int = 6, ces_min: int = 6,
+                 max_reasons: int = 100_000) -> None:
+        self.csat_max, self.nps_max, self.ces_min = csat_max, nps_max, ces_min
+        self.max_reasons = max_reasons
+        self.reasons: OrderedDict[str, str | None] = OrderedDict()
+
+    def is_detractor(self, csat: int | None, nps: int | None, ces: int | None) -> bool:
+        """The threshold test alone."""
+        return ((csat is not None and csat <= self.csat_max)
+                or (nps is not None and nps <= self.nps_max)
+                or (ces is not None and ces >= self.ces_min))
+
+    def process(self, event: ContactEvent) -> Detractor | None:
+        """Remember reasons of opened contacts; return a :class:`Detractor` for bad surveys."""
+        if event.type == "contact_opened" and event.contact_id is not None:
+            self.reasons[event.contact_id] = event.reason
+            self.reasons.move_to_end(event.contact_id)
+            while len(self.reasons) > self.max_reasons:
+                self.reasons.popitem(last=False)
+            return None
+        if event.type != "survey_response" or not self.is_detractor(event.csat, event.nps,
+                                                                     event.ces):
+            return None
+        reason = event.reason
+        if reason is None and event.contact_id is not None:
+            reason = self.reasons.get(event.contact_id)
+        return Detractor(event.customer_id, event.contact_id, event.csat, event.nps, event.ces,
+                         reason, event.ts)
