@@ -14,17 +14,17 @@ T0 = 1_700_000_000.0
 
 
 def ev(
-    kind: str, dt_s: float, sid: str = "s1", cust: str | None = None, **kw: object
+    kind: str, dt_s: float, sid: str = "s1", cust: str | None = None, **kw: Any
 ) -> ClickstreamEvent:
     return ClickstreamEvent(
         f"{kind}{dt_s}",
         T0 + dt_s,
         kind,
         sid,
-        kw.pop("page", "/p"),  # type: ignore[arg-type]
+        kw.pop("page", "/p"),
         customer_id=cust,
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def kinds(events: list[ClickstreamEvent], **kw: object) -> list[str]:
