@@ -14,7 +14,7 @@ compacted when stale entries dominate.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,7 +147,7 @@ class DueIndex:
             heapq.heappop(self._heap)
         return None
 
-    def pop_due(self, now: float):  # type: ignore[no-untyped-def]
+    def pop_due(self, now: float) -> Iterator[tuple[str, float]]:
         """Yield ``(key, due)`` for every key due at or before ``now`` and unschedule it.
 
         A consumer may reschedule the yielded key while iterating; a new due time <= ``now``

@@ -1,0 +1,60 @@
+"""Repeat-contact window and detractor thresholds."""
+
+import pytest
+
+from detectors.contact_rules import DetractorRule, RepeatContactRule
+from schemas.models import ContactEvent
+
+DAY = 86400.0
+
+
+def opened(i: int, ts: float, cust: str = "c") -> ContactEvent:
+    return ContactEvent(f"e{i}", ts, "contact_opened", cust, contact_id=f"k{i}", channel="chat",
+                        reason="delivery")
+
+
+@pytest.mark.parametrize(
+    ("times", "fires"),
+    [((0, 1, 2), [False, False, True]),
+     ((0, 3, 7), [False, False, True]),          # 3rd exactly 7 days after the 1st: inside
+     ((0, 3, 7.001), [False, False, False]),     # just after 7 days: no
+     ((0, 1, 2, 3), [False, False, True, False]),  # 4th in same window does not fire again
+     ],
+)
+def test_repeat_contact_window(times: tuple[float, ...], fires: list[bool]) -> None:
+    rule = RepeatContactRule()
+    got = [rule.process(opened(i, t * DAY)) is not None for i, t in enumerate(times)]
+    assert got == fires
+
+
+def test_repeat_contact_payload_and_expiry() -> None:
+    rule = RepeatContactRule()
+    hit = [rule.process(opened(i, i * 3600.0)) for i in range(3)][-1]
+    assert hit is not None and hit.contact_ids == ("k0", "k1", "k2")
+    ev = hit.notification()
+    assert ev["data"]["customer_id"] == "c" and ev["subject"] == "k2"
+    rule.advance(30 * DAY)
+    assert len(rule.store) == 0
+
+
+@pytest.mark.parametrize(
+    ("csat", "nps", "ces", "detractor"),
+    [(2, None, None, True), (3, None, None, False), (None, 6, None, True),
+     (None, 7, None, False), (None, None, 6, True), (None, None, 5, False),
+     (None, None, None, False)],
+)
+def test_detractor_boundaries(csat, nps, ces, detractor) -> None:  # type: ignore[no-untyped-def]
+    rule = DetractorRule()
+    ev = ContactEvent("e", 0.0, "survey_response", "c", contact_id="k", csat=csat, nps=nps, ces=ces)
+    assert (rule.process(ev) is not None) is detractor
+
+
+def test_detractor_reason_memory_bounded() -> None:
+    rule = DetractorRule(max_reasons=2)
+    for i in range(3):
+        rule.process(ContactEvent(f"o{i}", 0.0, "contact_opened", "c", contact_id=f"k{i}",
+                                  reason=f"r{i}"))
+    d0 = rule.process(ContactEvent("s0", 1.0, "survey_response", "c", contact_id="k0", csat=1))
+    d2 = rule.process(ContactEvent("s2", 1.0, "survey_response", "c", contact_id="k2", csat=1))
+    assert d0 is not None and d0.reason is None
+    assert d2 is not None and d2.reason == "r2"
