@@ -83,9 +83,7 @@ def _validators(stream: Stream) -> Mapping[str, Callable[[Any], Any]]:
     return {
         # Timestamps are checked by parse_timestamp (reason "bad_timestamp"), not by the
         # schema's format regex: one precise check, one clear reason.
-        name: fastjsonschema.compile(
-            {"$ref": f"#/$defs/{name}", "$defs": defs}, formats={"date-time": _any_string}
-        )
+        name: fastjsonschema.compile({"$ref": f"#/$defs/{name}", "$defs": defs}, formats={"date-time": _any_string})
         for name in defs
     }
 
@@ -142,9 +140,7 @@ def parse_message(
     return result
 
 
-def _parse_event(
-    stream: Stream, item: Any, index: int | None, raw: bytes | None, result: ParseResult
-) -> None:
+def _parse_event(stream: Stream, item: Any, index: int | None, raw: bytes | None, result: ParseResult) -> None:
     where = "message" if index is None else f"event {index} of batch"
 
     def reject(reason: str, detail: str, event_type: str | None = None) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -27,8 +25,12 @@ def _broker():
 
     settings = get_settings()
     host, _, port = settings.bootstrap_servers.split(",")[0].rpartition(":")
-    controller = int(os.environ.get("CXPULSE_KAFKA_CONTROLLER_PORT", int(port) + 1))
-    return KafkaBroker(settings.data_dir / "kafka", host=host or "127.0.0.1", port=int(port), controller_port=controller)
+    return KafkaBroker(
+        settings.data_dir / "kafka",
+        host=host or "127.0.0.1",
+        port=int(port),
+        controller_port=settings.kafka_controller_port,
+    )
 
 
 @kafka_cli.command("start")
@@ -84,24 +86,62 @@ def simulate(
     duration: Annotated[float, typer.Option(help="Wall-clock seconds to run.")] = 60.0,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same traffic).")] = 1,
     speedup: Annotated[float, typer.Option(help="Event-time seconds per wall second.")] = 1.0,
-    incident: Annotated[list[str] | None, typer.Option(help="Incident to inject (repeatable), e.g. complaint_spike:reason=billing.")] = None,
-    truth: Annotated[Path | None, typer.Option(help="Write the ground truth of injected incidents here (JSON).")] = None,
+    incident: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Incident to inject (repeatable): NAME[:key=value,...], e.g. complaint_spike:reason=billing,at=2h."
+        ),
+    ] = None,
+    truth: Annotated[Path | None, typer.Option(help="Write the ground truth (JSON) here.")] = None,
     batch_size: Annotated[int, typer.Option(help="Clickstream events per message (1 = no batching).")] = 5,
-    start: Annotated[str | None, typer.Option(help="Event-time start (RFC 3339); default: now minus the simulated span.")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Event-time start: RFC 3339, 'now' (ends at now), or default 2024-01-01T00:00Z.")
+    ] = None,
 ) -> None:
     """Produce realistic, seeded traffic on the three input topics."""
-    from streams.sim_producer import run_from_cli
+    from streams.sim_producer import run_simulation
+    from streams.simulator import SimulationConfig
 
-    stats = run_from_cli(
-        settings=get_settings(), rate=rate, duration=duration, seed=seed, speedup=speedup,
-        incidents=incident or [], truth_path=truth, batch_size=batch_size, start=start,
+    settings = get_settings()
+    config = SimulationConfig.from_cli(
+        rate=rate, duration=duration, seed=seed, speedup=speedup, incidents=incident or [],
+        start=_start_time(start, duration * speedup),
     )  # fmt: skip
+    stats = run_simulation(
+        config,
+        bootstrap_servers=settings.bootstrap_servers,
+        topics=_input_topics(settings),
+        speedup=speedup,
+        rate=rate,
+        batch_size=batch_size,
+        truth_path=truth,
+    )
     typer.echo(json.dumps(stats, indent=2, default=str))
+
+
+def _start_time(start: str | None, span: float) -> float | None:
+    if start is None:
+        return None
+    if start == "now":
+        return time.time() - span
+    from schemas.parsing import parse_timestamp
+
+    return parse_timestamp(start)
+
+
+def _input_topics(settings) -> dict[str, str]:
+    return {
+        "clickstream": settings.topic_clickstream,
+        "contacts": settings.topic_contacts,
+        "deliveries": settings.topic_deliveries,
+    }
 
 
 @cli.command()
 def nab(
-    data: Annotated[Path, typer.Option(help="NAB folder with data/ and labels/.")] = PROJECT_ROOT.parent / "shared" / "nab",
+    data: Annotated[Path, typer.Option(help="NAB folder with data/ and labels/.")] = PROJECT_ROOT.parent
+    / "shared"
+    / "nab",
     out: Annotated[Path, typer.Option(help="Where to write <category>/<file>.csv results.")] = Path("var/nab"),
 ) -> None:
     """Run the metric anomaly detector over the NAB corpus and print its scores."""

@@ -31,18 +31,34 @@ class Metrics:
         # --- pipeline ------------------------------------------------------------------
         self.events = Counter("cxpulse_events", "Accepted input events.", ["stream", "type"], registry=r)
         self.events_rejected = Counter(
-            "cxpulse_events_rejected", "Rejected input (sent to the dead-letter topic).", ["stream", "reason"], registry=r
+            "cxpulse_events_rejected",
+            "Rejected input (sent to the dead-letter topic).",
+            ["stream", "reason"],
+            registry=r,
         )
         self.events_late = Counter(
-            "cxpulse_events_late", "Events older than the stream's event-time clock minus the grace period.", ["stream"], registry=r
+            "cxpulse_events_late",
+            "Events older than the stream's event-time clock minus the grace period.",
+            ["stream"],
+            registry=r,
         )
         self.events_duplicate = Counter(
-            "cxpulse_events_duplicate", "Events whose event_id was already seen within the dedup horizon.", ["stream"], registry=r
+            "cxpulse_events_duplicate",
+            "Events whose event_id was already seen within the dedup horizon.",
+            ["stream"],
+            registry=r,
         )
-        self.messages = Counter("cxpulse_messages", "Input Kafka messages handled (one may carry a batch).", ["stream"], registry=r)
-        self.deadletters = Counter("cxpulse_deadletters", "Records written to the dead-letter topic.", ["stream"], registry=r)
+        self.messages = Counter(
+            "cxpulse_messages", "Input Kafka messages handled (one may carry a batch).", ["stream"], registry=r
+        )
+        self.deadletters = Counter(
+            "cxpulse_deadletters", "Records written to the dead-letter topic.", ["stream"], registry=r
+        )
         self.event_time = Gauge(
-            "cxpulse_event_time_seconds", "Event-time clock (newest event ts seen) per stream, Unix seconds.", ["stream"], registry=r
+            "cxpulse_event_time_seconds",
+            "Event-time clock (newest event ts seen) per stream, Unix seconds.",
+            ["stream"],
+            registry=r,
         )
         self.event_delay = Histogram(
             "cxpulse_event_delay_seconds",
@@ -52,7 +68,10 @@ class Metrics:
             registry=r,
         )
         self.consumer_lag = Gauge(
-            "cxpulse_consumer_lag_messages", "Messages behind the partition's end offset.", ["topic", "partition"], registry=r
+            "cxpulse_consumer_lag_messages",
+            "Messages behind the partition's end offset.",
+            ["topic", "partition"],
+            registry=r,
         )
         self.assigned_partitions = Gauge(
             "cxpulse_assigned_partitions", "Input partitions assigned to this worker.", ["topic"], registry=r
@@ -60,7 +79,9 @@ class Metrics:
 
         # --- clickstream -----------------------------------------------------------------
         self.page_views = Counter("cxpulse_page_views", "Page views by route template.", ["page"], registry=r)
-        self.client_errors = Counter("cxpulse_client_errors", "Client-side errors by route template.", ["page"], registry=r)
+        self.client_errors = Counter(
+            "cxpulse_client_errors", "Client-side errors by route template.", ["page"], registry=r
+        )
         self.clicks = Counter("cxpulse_clicks", "Clicks by route template.", ["page"], registry=r)
         self.sessions_started = Counter("cxpulse_sessions_started", "Sessions seen for the first time.", registry=r)
         self.active_sessions = Gauge(
@@ -68,8 +89,12 @@ class Metrics:
         )
         self.logins = Counter("cxpulse_logins", "Login attempts by outcome.", ["outcome"], registry=r)
         self.rage_clicks = Counter("cxpulse_rage_clicks", "Rage-click bursts by route template.", ["page"], registry=r)
-        self.error_clicks = Counter("cxpulse_error_clicks", "Clicks followed by a client error within 1 s.", ["page"], registry=r)
-        self.dead_clicks = Counter("cxpulse_dead_clicks", "Clicks the SDK marked as having no response.", ["page"], registry=r)
+        self.error_clicks = Counter(
+            "cxpulse_error_clicks", "Clicks followed by a client error within 1 s.", ["page"], registry=r
+        )
+        self.dead_clicks = Counter(
+            "cxpulse_dead_clicks", "Clicks the SDK marked as having no response.", ["page"], registry=r
+        )
         self.failed_login_streaks = Counter(
             "cxpulse_failed_login_streaks", "Streaks of 3+ failed logins within 5 minutes.", registry=r
         )
@@ -78,12 +103,15 @@ class Metrics:
         )
 
         # --- contacts ----------------------------------------------------------------------
-        self.contacts_opened = Counter(
-            "cxpulse_contacts_opened", "Contacts opened.", ["channel", "reason"], registry=r
+        self.contacts_opened = Counter("cxpulse_contacts_opened", "Contacts opened.", ["channel", "reason"], registry=r)
+        self.complaints = Counter(
+            "cxpulse_complaints", "Contacts flagged as complaints.", ["reason", "channel"], registry=r
         )
-        self.complaints = Counter("cxpulse_complaints", "Contacts flagged as complaints.", ["reason", "channel"], registry=r)
         self.contacts_resolved = Counter(
-            "cxpulse_contacts_resolved", "Contacts resolved, by first-contact resolution.", ["first_contact_resolution"], registry=r
+            "cxpulse_contacts_resolved",
+            "Contacts resolved, by first-contact resolution.",
+            ["first_contact_resolution"],
+            registry=r,
         )
         self.resolution_time = Histogram(
             "cxpulse_resolution_time_seconds",
@@ -95,12 +123,17 @@ class Metrics:
         self.csat = Summary("cxpulse_csat_score", "CSAT answers (1-5): _sum/_count give the mean.", registry=r)
         self.ces = Summary("cxpulse_ces_score", "CES answers (1-7): _sum/_count give the mean.", registry=r)
         self.nps_responses = Counter(
-            "cxpulse_nps_responses", "NPS answers by category (promoter 9-10, passive 7-8, detractor 0-6).", ["category"], registry=r
+            "cxpulse_nps_responses",
+            "NPS answers by category (promoter 9-10, passive 7-8, detractor 0-6).",
+            ["category"],
+            registry=r,
         )
         self.csat_rolling = Gauge("cxpulse_csat_rolling_score", "Mean CSAT over the rolling window (1-5).", registry=r)
         self.ces_rolling = Gauge("cxpulse_ces_rolling_score", "Mean CES over the rolling window (1-7).", registry=r)
         self.nps_rolling = Gauge(
-            "cxpulse_nps_rolling_score", "NPS over the rolling window: % promoters minus % detractors (-100..100).", registry=r
+            "cxpulse_nps_rolling_score",
+            "NPS over the rolling window: % promoters minus % detractors (-100..100).",
+            registry=r,
         )
         self.fcr_rolling = Gauge(
             "cxpulse_fcr_rolling_ratio", "First-contact resolution ratio over the rolling window (0-1).", registry=r
@@ -111,7 +144,10 @@ class Metrics:
             "cxpulse_delivery_status", "Delivery status events.", ["status", "carrier", "region"], registry=r
         )
         self.deliveries = Counter(
-            "cxpulse_deliveries", "Delivered orders by outcome against promised_by.", ["carrier", "region", "outcome"], registry=r
+            "cxpulse_deliveries",
+            "Delivered orders by outcome against promised_by.",
+            ["carrier", "region", "outcome"],
+            registry=r,
         )
         self.failed_attempts = Counter(
             "cxpulse_failed_delivery_attempts", "Failed delivery attempts.", ["carrier", "region"], registry=r
@@ -120,13 +156,19 @@ class Metrics:
             "cxpulse_delivery_exceptions", "Delivery exceptions.", ["carrier", "region"], registry=r
         )
         self.on_time_rolling = Gauge(
-            "cxpulse_on_time_rolling_ratio", "On-time delivery ratio over the rolling window (0-1).", ["carrier", "region"], registry=r
+            "cxpulse_on_time_rolling_ratio",
+            "On-time delivery ratio over the rolling window (0-1).",
+            ["carrier", "region"],
+            registry=r,
         )
         self.orders_open = Gauge("cxpulse_orders_open", "Orders tracked and not yet delivered.", registry=r)
 
         # --- detectors and alerts ------------------------------------------------------------
         self.anomaly_score = Gauge(
-            "cxpulse_anomaly_score", "Latest anomaly score (0-1) of a watched series.", ["detector", "series"], registry=r
+            "cxpulse_anomaly_score",
+            "Latest anomaly score (0-1) of a watched series.",
+            ["detector", "series"],
+            registry=r,
         )
         self.alerts = Counter("cxpulse_alerts", "Anomaly alerts raised (one per episode).", ["type"], registry=r)
         self.alerts_resolved = Counter("cxpulse_alerts_resolved", "Anomaly episodes that ended.", ["type"], registry=r)
@@ -141,7 +183,10 @@ class Metrics:
             registry=r,
         )
         self.delivery_delays_predicted = Counter(
-            "cxpulse_delivery_delays_predicted", "Orders predicted to miss their promise.", ["carrier", "region"], registry=r
+            "cxpulse_delivery_delays_predicted",
+            "Orders predicted to miss their promise.",
+            ["carrier", "region"],
+            registry=r,
         )
         self.delivery_delays_missed = Counter(
             "cxpulse_delivery_delays_missed",
@@ -155,5 +200,7 @@ class Metrics:
             registry=r,
         )
         self.frustration_scores_over_threshold = Counter(
-            "cxpulse_frustration_threshold_crossings", "Customers whose frustration score crossed the threshold.", registry=r
+            "cxpulse_frustration_threshold_crossings",
+            "Customers whose frustration score crossed the threshold.",
+            registry=r,
         )

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     sasl_mechanism: str | None = Field(None, description="SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).")
     sasl_username: str | None = Field(None, description="SASL user name.")
     sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    kafka_controller_port: int = Field(
+        9097, description="KRaft controller port of the local broker started by `cxpulse kafka start`."
+    )
     ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL.")
 
     # --- Topics --------------------------------------------------------------------------
@@ -39,7 +42,9 @@ class Settings(BaseSettings):
     topic_alerts: str = Field("cx.alerts", description="Output: anomaly alerts (CloudEvents).")
     topic_notifications: str = Field("cx.notifications", description="Output: proactive notifications (CloudEvents).")
     topic_deadletter: str = Field("cx.deadletter", description="Output: rejected input with reason headers.")
-    partitions: int = Field(4, ge=1, description="Partitions of every cxpulse topic (the most workers one group can use).")
+    partitions: int = Field(
+        4, ge=1, description="Partitions of every cxpulse topic (the most workers one group can use)."
+    )
     replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
 
     # --- Worker --------------------------------------------------------------------------
@@ -47,18 +52,36 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, description="Worker web port serving /metrics.")
     web_host: str = Field("127.0.0.1", description="Interface the worker's web server binds.")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb:// (needs the rocksdb extra).")
-    data_dir: Path = Field(PROJECT_ROOT / "var", description="Project-local folder for Kafka, Prometheus and worker data.")
+    data_dir: Path = Field(
+        PROJECT_ROOT / "var", description="Project-local folder for Kafka, Prometheus and worker data."
+    )
+    prometheus_port: int = Field(9090, description="Port of the local Prometheus started by `cxpulse demo`.")
+    alertmanager_port: int = Field(9093, description="Port of the local Alertmanager started by `cxpulse demo`.")
     source_id: str = Field("urn:cxpulse", description="CloudEvents `source` of everything this deployment emits.")
 
     # --- Input limits and event time -------------------------------------------------------
     max_message_bytes: int = Field(1_048_576, description="Larger input messages are dead-lettered.")
     max_batch_events: int = Field(1000, description="Batches with more events are dead-lettered.")
-    dedup_horizon_seconds: float = Field(3600.0, description="Event-time horizon within which a repeated event_id counts once.")
+    dedup_horizon_seconds: float = Field(
+        3600.0, description="Event-time horizon within which a repeated event_id counts once."
+    )
     dedup_max_ids: int = Field(200_000, description="Upper bound on remembered event ids per worker.")
-    late_grace_seconds: float = Field(120.0, description="Events older than the stream's clock by more than this are counted late (still used for counters, not for closed windows).")
-    window_seconds: float = Field(3600.0, description="Length of the rolling event-time window behind the *_rolling gauges.")
-    delivery_window_seconds: float = Field(86400.0, description="Rolling event-time window of the on-time delivery ratio.")
-    session_timeout_seconds: float = Field(1800.0, description="Event-time inactivity after which a session is forgotten.")
+    late_grace_seconds: float = Field(
+        120.0,
+        description=(
+            "Events older than the stream's clock by more than this are counted late "
+            "(still in the counters, left out of closed windows)."
+        ),
+    )
+    window_seconds: float = Field(
+        3600.0, description="Length of the rolling event-time window behind the *_rolling gauges."
+    )
+    delivery_window_seconds: float = Field(
+        86400.0, description="Rolling event-time window of the on-time delivery ratio."
+    )
+    session_timeout_seconds: float = Field(
+        1800.0, description="Event-time inactivity after which a session is forgotten."
+    )
 
     # --- Labels ----------------------------------------------------------------------------
     route_patterns: str = Field(
@@ -66,7 +89,9 @@ class Settings(BaseSettings):
         description="Extra route templates, comma-separated regex=template pairs applied before the built-in id rules.",
     )
     max_pages: int = Field(50, description="Distinct page labels kept; the rest become 'other'.")
-    max_label_values: int = Field(30, description="Distinct reason/carrier/region/channel values kept; the rest become 'other'.")
+    max_label_values: int = Field(
+        30, description="Distinct reason/carrier/region/channel values kept; the rest become 'other'."
+    )
 
 
 @lru_cache(maxsize=1)

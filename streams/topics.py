@@ -61,9 +61,7 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
             have = len(existing[spec.name].partitions)
             outcome[spec.name] = f"exists ({have} partitions)"
         else:
-            wanted.append(
-                NewTopic(spec.name, spec.partitions, settings.replication_factor, config=spec.config)
-            )
+            wanted.append(NewTopic(spec.name, spec.partitions, settings.replication_factor, config=spec.config))
     for name, future in admin.create_topics(wanted, operation_timeout=timeout).items() if wanted else []:
         try:
             future.result(timeout)

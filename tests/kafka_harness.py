@@ -134,8 +134,10 @@ def start_worker(settings: Settings, log_dir: Path, wait_assigned: bool = True) 
     if wait_assigned:
         inputs = (settings.topic_clickstream, settings.topic_contacts, settings.topic_deliveries)
         worker.wait_for(
-            lambda s: sum(sample(s, "cxpulse_assigned_partitions", topic=t) for t in inputs)
-            == len(inputs) * settings.partitions,
+            lambda s: (
+                sum(sample(s, "cxpulse_assigned_partitions", topic=t) for t in inputs)
+                == len(inputs) * settings.partitions
+            ),
             timeout=WORKER_READY_TIMEOUT_S,
             what="partition assignment",
         )
@@ -168,7 +170,9 @@ class ConsumedRecord:
     offset: int = -1
 
 
-def consume_all(settings: Settings, topic: str, expected: int | None = None, timeout: float = 30.0) -> list[ConsumedRecord]:
+def consume_all(
+    settings: Settings, topic: str, expected: int | None = None, timeout: float = 30.0
+) -> list[ConsumedRecord]:
     """Read a topic from the start until ``expected`` records arrived (or it goes quiet)."""
     consumer = Consumer(
         {

@@ -33,9 +33,20 @@ def test_schema_files_are_where_the_package_says():
 
 
 def test_click_with_extra_fields_is_accepted_and_typed():
-    result = one(Stream.CLICKSTREAM, {"event_id": "e1", "ts": "2026-03-02T11:00:00+02:00", "type": "click",
-                                      "session_id": "s", "page": "/p", "element": "#b", "x": 3, "y": 4,
-                                      "sdk_version": "9.9"})
+    result = one(
+        Stream.CLICKSTREAM,
+        {
+            "event_id": "e1",
+            "ts": "2026-03-02T11:00:00+02:00",
+            "type": "click",
+            "session_id": "s",
+            "page": "/p",
+            "element": "#b",
+            "x": 3,
+            "y": 4,
+            "sdk_version": "9.9",
+        },
+    )
     assert result.rejections == []
     (event,) = result.events
     assert isinstance(event, ClickstreamEvent)
@@ -64,16 +75,46 @@ def test_batch_keeps_good_events_and_rejects_bad_ones_with_their_index():
         (Stream.CONTACTS, {"type": "survey_response", "customer_id": "c", "nps": 11}, "schema_violation", "nps"),
         (Stream.CONTACTS, {"type": "survey_response", "customer_id": "c", "ces": 0}, "schema_violation", "ces"),
         (Stream.CONTACTS, {"type": "survey_response", "customer_id": "c"}, "schema_violation", "survey_response"),
-        (Stream.CONTACTS, {"type": "contact_opened", "contact_id": "k", "customer_id": "c", "channel": "fax",
-                           "reason": "billing", "complaint": True}, "schema_violation", "channel"),
+        (
+            Stream.CONTACTS,
+            {
+                "type": "contact_opened",
+                "contact_id": "k",
+                "customer_id": "c",
+                "channel": "fax",
+                "reason": "billing",
+                "complaint": True,
+            },
+            "schema_violation",
+            "channel",
+        ),
         (Stream.CLICKSTREAM, {"type": "click", "session_id": "s", "page": "/"}, "schema_violation", "element"),
-        (Stream.CLICKSTREAM, {"type": "login", "session_id": "s", "page": "/", "success": "yes"},
-         "schema_violation", "success"),
+        (
+            Stream.CLICKSTREAM,
+            {"type": "login", "session_id": "s", "page": "/", "success": "yes"},
+            "schema_violation",
+            "success",
+        ),
         (Stream.CLICKSTREAM, {"type": "page_view", "session_id": "s", "page": "no-slash"}, "schema_violation", "page"),
-        (Stream.DELIVERIES, {"type": "created", "order_id": "o", "customer_id": "c", "carrier": "x",
-                             "region": "r"}, "schema_violation", "promised_by"),
-        (Stream.DELIVERIES, {"type": "created", "order_id": "o", "customer_id": "c", "carrier": "x",
-                             "region": "r", "promised_by": "soon"}, "bad_timestamp", "promised_by"),
+        (
+            Stream.DELIVERIES,
+            {"type": "created", "order_id": "o", "customer_id": "c", "carrier": "x", "region": "r"},
+            "schema_violation",
+            "promised_by",
+        ),
+        (
+            Stream.DELIVERIES,
+            {
+                "type": "created",
+                "order_id": "o",
+                "customer_id": "c",
+                "carrier": "x",
+                "region": "r",
+                "promised_by": "soon",
+            },
+            "bad_timestamp",
+            "promised_by",
+        ),
         (Stream.DELIVERIES, {"type": "lost", "order_id": "o"}, "unknown_type", "lost"),
     ],
 )
@@ -116,11 +157,22 @@ def test_every_reason_is_a_declared_label_value():
 
 
 def test_contact_and_delivery_models():
-    survey = one(Stream.CONTACTS, {"event_id": "e", "ts": T, "type": "survey_response", "customer_id": "c",
-                                    "nps": 0, "ces": 7}).events[0]
+    survey = one(
+        Stream.CONTACTS, {"event_id": "e", "ts": T, "type": "survey_response", "customer_id": "c", "nps": 0, "ces": 7}
+    ).events[0]
     assert isinstance(survey, ContactEvent) and (survey.nps, survey.ces, survey.csat) == (0, 7, None)
-    shipped = one(Stream.DELIVERIES, {"event_id": "e", "ts": T, "type": "shipped", "order_id": "o",
-                                       "customer_id": "c", "carrier": "dhl", "region": "north",
-                                       "promised_by": "2026-03-04T09:00:00Z"}).events[0]
+    shipped = one(
+        Stream.DELIVERIES,
+        {
+            "event_id": "e",
+            "ts": T,
+            "type": "shipped",
+            "order_id": "o",
+            "customer_id": "c",
+            "carrier": "dhl",
+            "region": "north",
+            "promised_by": "2026-03-04T09:00:00Z",
+        },
+    ).events[0]
     assert isinstance(shipped, DeliveryEvent)
     assert shipped.promised_by - shipped.ts == 2 * 86400

@@ -41,11 +41,21 @@ def send(handler, *events: dict) -> list:
 def test_csat_nps_ces_and_fcr_rolling_values(ctx):
     h = ContactsHandler(ctx)
     surveys = [(5, 10, 2), (4, 9, 3), (2, 5, 6), (1, 8, 7)]
-    send(h, *[
-        {"event_id": f"s{i}", "ts": iso(i * 60), "type": "survey_response", "customer_id": "c",
-         "csat": c, "nps": n, "ces": e}
-        for i, (c, n, e) in enumerate(surveys)
-    ])
+    send(
+        h,
+        *[
+            {
+                "event_id": f"s{i}",
+                "ts": iso(i * 60),
+                "type": "survey_response",
+                "customer_id": "c",
+                "csat": c,
+                "nps": n,
+                "ces": e,
+            }
+            for i, (c, n, e) in enumerate(surveys)
+        ],
+    )
     assert value(ctx, "cxpulse_csat_rolling_score") == 3.0
     assert value(ctx, "cxpulse_ces_rolling_score") == 4.5
     # 2 promoters, 1 detractor, 1 passive of 4: NPS = 50 - 25 = 25.
@@ -59,12 +69,30 @@ def test_csat_nps_ces_and_fcr_rolling_values(ctx):
 
 def test_first_contact_resolution_and_resolution_time(ctx):
     h = ContactsHandler(ctx)
-    opened = [{"event_id": f"o{i}", "ts": iso(0), "type": "contact_opened", "contact_id": f"k{i}",
-               "customer_id": "c", "channel": "email", "reason": "returns", "complaint": i == 0}
-              for i in range(4)]
-    resolved = [{"event_id": f"r{i}", "ts": iso(600 * (i + 1)), "type": "contact_resolved",
-                 "contact_id": f"k{i}", "customer_id": "c", "first_contact_resolution": i != 3}
-                for i in range(4)]
+    opened = [
+        {
+            "event_id": f"o{i}",
+            "ts": iso(0),
+            "type": "contact_opened",
+            "contact_id": f"k{i}",
+            "customer_id": "c",
+            "channel": "email",
+            "reason": "returns",
+            "complaint": i == 0,
+        }
+        for i in range(4)
+    ]
+    resolved = [
+        {
+            "event_id": f"r{i}",
+            "ts": iso(600 * (i + 1)),
+            "type": "contact_resolved",
+            "contact_id": f"k{i}",
+            "customer_id": "c",
+            "first_contact_resolution": i != 3,
+        }
+        for i in range(4)
+    ]
     send(h, *opened, *resolved)
     assert value(ctx, "cxpulse_fcr_rolling_ratio") == 0.75
     assert value(ctx, "cxpulse_complaints_total", reason="returns", channel="email") == 1
@@ -72,8 +100,10 @@ def test_first_contact_resolution_and_resolution_time(ctx):
     assert value(ctx, "cxpulse_resolution_time_seconds_bucket", channel="email", le="1800.0") == 3
 
 
-@pytest.mark.parametrize(("score", "category"), [(0, "detractor"), (6, "detractor"), (7, "passive"),
-                                                 (8, "passive"), (9, "promoter"), (10, "promoter")])
+@pytest.mark.parametrize(
+    ("score", "category"),
+    [(0, "detractor"), (6, "detractor"), (7, "passive"), (8, "passive"), (9, "promoter"), (10, "promoter")],
+)
 def test_nps_bands(score, category):
     assert nps_category(score) == category
 
@@ -95,8 +125,9 @@ def test_on_time_ratio_by_carrier_and_region(ctx):
 
 def test_client_error_ratio_and_sessions_expire_in_event_time(ctx):
     h = ClickstreamHandler(ctx)
-    views = [{"event_id": f"v{i}", "ts": iso(i), "type": "page_view", "session_id": f"s{i}", "page": "/a"}
-             for i in range(10)]
+    views = [
+        {"event_id": f"v{i}", "ts": iso(i), "type": "page_view", "session_id": f"s{i}", "page": "/a"} for i in range(10)
+    ]
     send(h, *views, {"event_id": "e1", "ts": iso(11), "type": "error", "session_id": "s1", "page": "/a"})
     assert value(ctx, "cxpulse_client_error_rolling_ratio") == pytest.approx(0.1)
     assert value(ctx, "cxpulse_active_sessions") == 10

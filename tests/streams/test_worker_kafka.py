@@ -48,29 +48,98 @@ def test_metrics_and_dead_letters_are_exact(kafka_settings, worker):
         (orjson.dumps(click_event(9, "page_view", "s2", "/products/56", 100)), b"s2"),
     ]
     contacts = [
-        {"event_id": "ct-1", "ts": ts(0), "type": "contact_opened", "contact_id": "k1", "customer_id": "cust-1",
-         "channel": "chat", "reason": "billing", "complaint": True},
-        {"event_id": "ct-2", "ts": ts(10), "type": "contact_opened", "contact_id": "k2", "customer_id": "cust-2",
-         "channel": "phone", "reason": "delivery", "complaint": False, "order_id": "o-1"},
-        {"event_id": "ct-3", "ts": ts(600), "type": "contact_resolved", "contact_id": "k1", "customer_id": "cust-1",
-         "first_contact_resolution": True, "handle_seconds": 300},
-        {"event_id": "ct-4", "ts": ts(700), "type": "survey_response", "customer_id": "cust-1", "contact_id": "k1",
-         "csat": 2, "nps": 10, "ces": 3},
+        {
+            "event_id": "ct-1",
+            "ts": ts(0),
+            "type": "contact_opened",
+            "contact_id": "k1",
+            "customer_id": "cust-1",
+            "channel": "chat",
+            "reason": "billing",
+            "complaint": True,
+        },
+        {
+            "event_id": "ct-2",
+            "ts": ts(10),
+            "type": "contact_opened",
+            "contact_id": "k2",
+            "customer_id": "cust-2",
+            "channel": "phone",
+            "reason": "delivery",
+            "complaint": False,
+            "order_id": "o-1",
+        },
+        {
+            "event_id": "ct-3",
+            "ts": ts(600),
+            "type": "contact_resolved",
+            "contact_id": "k1",
+            "customer_id": "cust-1",
+            "first_contact_resolution": True,
+            "handle_seconds": 300,
+        },
+        {
+            "event_id": "ct-4",
+            "ts": ts(700),
+            "type": "survey_response",
+            "customer_id": "cust-1",
+            "contact_id": "k1",
+            "csat": 2,
+            "nps": 10,
+            "ces": 3,
+        },
         bad_csat,
         bad_ts,
     ]
     day = 86400
     deliveries = [
-        {"event_id": "dv-1", "ts": ts(0), "type": "created", "order_id": "o-1", "customer_id": "cust-1",
-         "carrier": "dhl", "region": "north", "promised_by": ts(2 * day)},
-        {"event_id": "dv-2", "ts": ts(day), "type": "delivered", "order_id": "o-1", "customer_id": "cust-1",
-         "carrier": "dhl", "region": "north"},
-        {"event_id": "dv-3", "ts": ts(0), "type": "created", "order_id": "o-2", "customer_id": "cust-2",
-         "carrier": "ups", "region": "south", "promised_by": ts(3600)},
-        {"event_id": "dv-4", "ts": ts(7200), "type": "delivered", "order_id": "o-2", "customer_id": "cust-2",
-         "carrier": "ups", "region": "south"},
-        {"event_id": "dv-5", "ts": ts(7300), "type": "failed_attempt", "order_id": "o-3", "customer_id": "cust-3",
-         "carrier": "ups", "region": "south"},
+        {
+            "event_id": "dv-1",
+            "ts": ts(0),
+            "type": "created",
+            "order_id": "o-1",
+            "customer_id": "cust-1",
+            "carrier": "dhl",
+            "region": "north",
+            "promised_by": ts(2 * day),
+        },
+        {
+            "event_id": "dv-2",
+            "ts": ts(day),
+            "type": "delivered",
+            "order_id": "o-1",
+            "customer_id": "cust-1",
+            "carrier": "dhl",
+            "region": "north",
+        },
+        {
+            "event_id": "dv-3",
+            "ts": ts(0),
+            "type": "created",
+            "order_id": "o-2",
+            "customer_id": "cust-2",
+            "carrier": "ups",
+            "region": "south",
+            "promised_by": ts(3600),
+        },
+        {
+            "event_id": "dv-4",
+            "ts": ts(7200),
+            "type": "delivered",
+            "order_id": "o-2",
+            "customer_id": "cust-2",
+            "carrier": "ups",
+            "region": "south",
+        },
+        {
+            "event_id": "dv-5",
+            "ts": ts(7300),
+            "type": "failed_attempt",
+            "order_id": "o-3",
+            "customer_id": "cust-3",
+            "carrier": "ups",
+            "region": "south",
+        },
     ]
     records = [(s.topic_clickstream, key, value) for value, key in clickstream]
     records += [(s.topic_contacts, e["customer_id"].encode(), orjson.dumps(e)) for e in contacts]
@@ -79,9 +148,11 @@ def test_metrics_and_dead_letters_are_exact(kafka_settings, worker):
     produce(s, records)
 
     m = worker.wait_for(
-        lambda m: sample(m, "cxpulse_messages_total", stream="clickstream") == len(clickstream)
-        and sample(m, "cxpulse_messages_total", stream="contacts") == len(contacts)
-        and sample(m, "cxpulse_messages_total", stream="deliveries") == len(deliveries),
+        lambda m: (
+            sample(m, "cxpulse_messages_total", stream="clickstream") == len(clickstream)
+            and sample(m, "cxpulse_messages_total", stream="contacts") == len(contacts)
+            and sample(m, "cxpulse_messages_total", stream="deliveries") == len(deliveries)
+        ),
         what="all messages processed",
     )
 
@@ -135,9 +206,7 @@ def test_metrics_and_dead_letters_are_exact(kafka_settings, worker):
     # Dead letters: exactly the five rejects, each with its reason and provenance.
     letters = consume_all(s, s.topic_deadletter, expected=5)
     assert len(letters) == 5
-    by_reason = sorted(
-        (r.headers["cxpulse-stream"].decode(), r.headers["cxpulse-reason"].decode()) for r in letters
-    )
+    by_reason = sorted((r.headers["cxpulse-stream"].decode(), r.headers["cxpulse-reason"].decode()) for r in letters)
     assert by_reason == sorted(rejected)
     for letter in letters:
         assert letter.headers["cxpulse-source-topic"].decode() in (s.topic_clickstream, s.topic_contacts)
