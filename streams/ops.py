@@ -9,9 +9,10 @@ started here:
   (default ``<CXPULSE_DATA_DIR>/prometheus`` and ``<CXPULSE_DATA_DIR>/alertmanager``);
 * runs in its own session / process group, so :func:`stop` ends it and every child with it.
 
-The committed configs (``deploy/prometheus/prometheus.yml``, ``deploy/alertmanager/alertmanager.yml``)
-are the templates: they are loaded as YAML, the parts that depend on the run (targets, ports,
-webhook URLs, rule file paths) are replaced, and the result is written into the data dir.
+The committed configs (``deploy/prometheus/prometheus.yml`` and
+``deploy/alertmanager/alertmanager.yml``) are the templates: they are loaded as YAML, the parts
+that depend on the run (targets, ports, webhook URLs, rule file paths) are replaced, and the
+result is written into the data dir.
 
 Typical use::
 
@@ -46,7 +47,10 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = PROJECT_ROOT / "deploy" / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
-PROMETHEUS_RULES = (PROMETHEUS_DIR / "rules" / "recording.yml", PROMETHEUS_DIR / "rules" / "alerts.yml")
+PROMETHEUS_RULES = (
+    PROMETHEUS_DIR / "rules" / "recording.yml",
+    PROMETHEUS_DIR / "rules" / "alerts.yml",
+)
 ALERTMANAGER_CONFIG = PROJECT_ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 
 DEFAULT_HOST = "127.0.0.1"
@@ -120,7 +124,9 @@ class ManagedProcess:
 def find_binary(tool: str) -> str | None:
     """Path of ``tool`` (a key of :data:`BINARIES`) on PATH or in /usr/bin, else None."""
     for name in BINARIES[tool]:
-        path = shutil.which(name) or (f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None)
+        path = shutil.which(name) or (
+            f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None
+        )
         if path:
             return path
     return None
@@ -157,7 +163,9 @@ def _apt_install(packages: Sequence[str]) -> None:
     for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):
         result = subprocess.run(prefix + cmd, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise OpsError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+            raise OpsError(
+                f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-2000:]}"
+            )
 
 
 # --------------------------------------------------------------------------- helpers
