@@ -886,27 +886,15 @@ class Simulation:
                 if self.record_truth:
                     self.affected_orders.setdefault(idx, []).append(order_id)
         arrive = shipped + transit
-        steps: list[tuple[float, str]] = [(created, "created"), (shipped, "shipped")]
         exception_at = shipped + transit * uni(0.3, 0.7) if rnd() < 0.015 else None
         if exception_at is not None:
             arrive += uni(24 * HOUR, 72 * HOUR)
         ofd = arrive - uni(HOUR, 6 * HOUR)
-        scan = shipped + uni(*scan_gap)
-        while scan < ofd - HOUR:
-            if exception_at is not None and scan > exception_at:
-                steps.append((exception_at, "exception"))
-                exception_at = None
-            steps.append((scan, "in_transit"))
-            scan += uni(*scan_gap)
-        if exception_at is not None and exception_at < ofd:
-            steps.append((exception_at, "exception"))
-        if rnd() < 0.03:
-            steps.append((ofd, "out_for_delivery"))
-            steps.append((arrive, "failed_attempt"))
+        failed = rnd() < 0.03
+        if failed:
+            first_ofd, first_arrive = ofd, arrive
             ofd = arrive + uni(18 * HOUR, 24 * HOUR)
             arrive = ofd + uni(HOUR, 6 * HOUR)
-        steps.append((ofd, "out_for_delivery"))
-        steps.append((arrive, "delivered"))
         start = self.start
         if self.record_truth:
             self.order_info[order_id] = {
@@ -918,12 +906,30 @@ class Simulation:
             when = promise + uni(2 * HOUR, 36 * HOUR)
             if when >= start:
                 self._spawn(self._late_contact(when, customer, order_id))
+        if arrive < start:  # a warm-up order that was over before the run: nothing to emit
+            return
         if created >= start:
             self._recent_orders.append((order_id, customer))
             if len(self._recent_orders) > 2000:
                 del self._recent_orders[:1000]
-        promised_text = format_ts(promise)
+        steps: list[tuple[float, str]] = [(created, "created"), (shipped, "shipped")]
+        last_ofd = first_ofd if failed else ofd
+        scan = shipped + uni(*scan_gap)
+        while scan < last_ofd - HOUR:
+            if exception_at is not None and scan > exception_at:
+                steps.append((exception_at, "exception"))
+                exception_at = None
+            steps.append((scan, "in_transit"))
+            scan += uni(*scan_gap)
+        if exception_at is not None and exception_at < last_ofd:
+            steps.append((exception_at, "exception"))
+        if failed:
+            steps.append((first_ofd, "out_for_delivery"))
+            steps.append((first_arrive, "failed_attempt"))
+        steps.append((ofd, "out_for_delivery"))
+        steps.append((arrive, "delivered"))
         eid = self._eid
+        promised_text = ""
         for when, status in steps:
             if when < start:
                 continue
@@ -934,6 +940,7 @@ class Simulation:
                 "region": region,
             }
             if status == "created" or status == "shipped":
+                promised_text = promised_text or format_ts(promise)
                 body["promised_by"] = promised_text
             yield ts, SimEvent("deliveries", order_id, body, ts)
 
