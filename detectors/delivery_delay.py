@@ -310,7 +310,7 @@ class DeliveryDelayMonitor:
             if due >= st["last_ts"] + self.horizon_s:
                 del self.store[order_id]
                 continue
-            out.extend(self._check_missed(st, due))
+            out.extend(self._check_missed(st, self.clock))
             out.extend(self._evaluate(st, self.clock))
             self._save(st, self.clock)
         return out
