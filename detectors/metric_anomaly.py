@@ -48,6 +48,37 @@ class _RollingRank:
         insort(self._sorted, x)
 
 
+class _RollingExtremes:
+    """Minimum and maximum of the last ``size`` values (monotonic deques, amortised O(1))."""
+
+    __slots__ = ("_highs", "_lows", "_n", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._n = 0
+        self._highs: deque[tuple[int, float]] = deque()  # decreasing values
+        self._lows: deque[tuple[int, float]] = deque()  # increasing values
+
+    def bounds(self) -> tuple[float, float] | None:
+        if not self._highs:
+            return None
+        return self._lows[0][1], self._highs[0][1]
+
+    def add(self, x: float) -> None:
+        while self._highs and self._highs[-1][1] <= x:
+            self._highs.pop()
+        while self._lows and self._lows[-1][1] >= x:
+            self._lows.pop()
+        self._highs.append((self._n, x))
+        self._lows.append((self._n, x))
+        self._n += 1
+        expired = self._n - self.size
+        if self._highs[0][0] < expired:
+            self._highs.popleft()
+        if self._lows[0][0] < expired:
+            self._lows.popleft()
+
+
 class _Likelihood:
     """Numenta-style anomaly likelihood of a raw surprise stream.
 
@@ -117,7 +148,12 @@ class MetricAnomalyDetector:
         comb: int = 0,
         floor: float = 0.01,
         gate: bool = True,
+        tolerance: float = 0.05,
+        range_window: int = 20000,
+        spatial_mode: int = 1,
+        frac: float = 0.0,
     ) -> None:
+        self.frac = frac
         self.grace_period = grace_period
         self.alpha = alpha
         self.scale_alpha = scale_alpha
@@ -132,6 +168,10 @@ class MetricAnomalyDetector:
         self.comb = comb
         self.floor = floor
         self.gate = gate
+        self.tolerance = tolerance
+        self.range_window = range_window
+        self.spatial_mode = spatial_mode
+        self._range = _RollingExtremes(range_window)
 
         self._n = 0
         self._level = stats.EWMean(fading_factor=alpha)
@@ -153,21 +193,22 @@ class MetricAnomalyDetector:
         return 1.0 - 2.0 ** (-abs(x - level) / scale / 4.0)
 
     @staticmethod
-    def _bucket(t: float) -> int:
-        """Hour of day, separately for weekdays (0..23) and weekends (24..47)."""
-        hour = int(t // 3600.0) % 24
-        weekday = (int(t // 86400.0) + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
-        return hour + (24 if weekday >= 5 else 0)
+    def _buckets(t: float) -> tuple[int, int]:
+        """(hour of the week, 168 + hour of the day) of epoch time ``t``."""
+        hours = int(t // 3600.0)
+        return (hours + 72) % 168, 168 + hours % 24  # 1970-01-01 was a Thursday: shift to Monday
 
     def _seasonal_surprise(self, x: float, t: float | None) -> float:
+        """Surprise against the hour-of-week profile, or the hour-of-day one while it is young."""
         if t is None:
             return -1.0
-        entry = self._season.get(self._bucket(t))
-        if entry is None or entry[2] < self.season_warmup:
-            return -1.0
-        mean, mad, _ = entry
-        scale = mad + 1e-9 * (1.0 + abs(mean))
-        return 1.0 - 2.0 ** (-abs(x - mean) / scale / 4.0)
+        for bucket in self._buckets(t):
+            entry = self._season.get(bucket)
+            if entry is not None and entry[2] >= self.season_warmup:
+                mean, mad, _ = entry
+                scale = mad + 1e-9 * (1.0 + abs(mean))
+                return 1.0 - 2.0 ** (-abs(x - mean) / scale / 4.0)
+        return -1.0
 
     def _raw_surprise(self, x: float, t: float | None) -> float:
         if self.mode == 0:
@@ -200,13 +241,29 @@ class MetricAnomalyDetector:
         if self._n < self.grace_period:
             return raw, shorts, 0.0
         score = nlog / (nlog + 4.0)  # 0.5 at a 1e-4 tail, monotone, never saturates to 1
-        if self._n < self._quiet_until:
+        if self._n < self._quiet_until and self.spatial_mode != 2:
+            score *= self.damping
+        if self.spatial_mode:
+            score = max(score, self._spatial_score(x))
+        if self._n < self._quiet_until and self.spatial_mode == 2:
             score *= self.damping
         return raw, shorts, score
 
+    def _spatial_score(self, x: float) -> float:
+        """Numenta's spatial rule: leaving the long-term range by a margin is an anomaly."""
+        bounds = self._range.bounds()
+        if bounds is None or bounds[1] <= bounds[0]:
+            return 0.0
+        lo, hi = bounds
+        margin = (hi - lo) * self.tolerance
+        beyond = max(x - hi - margin, lo - margin - x)
+        if beyond <= 0.0:
+            return 0.0
+        return 1.0 - 0.5 * 2.0 ** (-10.0 * beyond / (hi - lo))
+
     def _learn(self, x: float, t: float | None, raw: float, shorts: list[float], score: float) -> None:
         if score >= self.alert_score:
-            self._quiet_until = self._n + 1 + self.suppress
+            self._quiet_until = self._n + 1 + max(self.suppress, int(self.frac * self._n))
         # Bounded influence: one wild value moves the residual scale at most a few scales.
         level = self._level.get()
         if self._n > 0:
@@ -215,6 +272,7 @@ class MetricAnomalyDetector:
             self._mad.update(min(residual, 4.0 * scale) if self._n > 20 else residual)
         self._level.update(x)
         self._values.add(x)
+        self._range.add(x)
         if self._n > 0:
             self._residuals.add(x - level)
         if t is not None:
@@ -224,13 +282,13 @@ class MetricAnomalyDetector:
         self._n += 1
 
     def _learn_season(self, x: float, t: float) -> None:
-        b = self._bucket(t)
-        mean, mad, count = self._season.get(b, (x, 0.0, 0))
-        a = max(0.05, 1.0 / (count + 1))  # plain average first, then exponential forgetting
-        dev = abs(x - mean)
-        if count > 20:
-            dev = min(dev, 4.0 * mad)
-        self._season[b] = (mean + a * (x - mean), mad + a * (dev - mad), count + 1)
+        for bucket in self._buckets(t):
+            mean, mad, count = self._season.get(bucket, (x, 0.0, 0))
+            a = max(0.05, 1.0 / (count + 1))  # plain average first, then exponential forgetting
+            dev = abs(x - mean)
+            if count > self.season_warmup:
+                dev = min(dev, 4.0 * mad)  # bounded influence of anomalies on the profile
+            self._season[bucket] = (mean + a * (x - mean), mad + a * (dev - mad), count + 1)
 
     # -- public API ---------------------------------------------------------------------------
 
