@@ -14,7 +14,6 @@ from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
-from prometheus_client import disable_created_metrics
 
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler
@@ -22,9 +21,6 @@ from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
 from streams.pipeline import Context, Outputs, StreamHandler
 from streams.settings import Settings, get_settings
-
-# `*_created` series double the exposition for no use on dashboards.
-disable_created_metrics()
 
 LAG_INTERVAL_S = 5.0
 

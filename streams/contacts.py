@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from schemas import ContactEvent, Stream
-from streams.event_time import RollingWindow
+from streams.event_time import RollingWindow, mean_reader
 from streams.pipeline import Context, Outputs, StreamHandler
 
 MAX_OPEN_CONTACTS = 500_000
@@ -29,24 +29,36 @@ class ContactsHandler(StreamHandler):
         self.ces = RollingWindow(window)
         self.nps = RollingWindow(window)  # value = +100 promoter, 0 passive, -100 detractor
         self.fcr = RollingWindow(window)  # value = 1 resolved on first contact, else 0
+        self.monitor = ctx.series_monitor("/cxpulse/contacts")
+        m = self.metrics
+        for window, gauge in (
+            (self.csat, m.csat_rolling),
+            (self.ces, m.ces_rolling),
+            (self.nps, m.nps_rolling),
+            (self.fcr, m.fcr_rolling),
+        ):
+            gauge.set_function(mean_reader(window, self.event_clock))
         # contact_id -> (opened ts, channel, reason): resolution time and detractor context.
         self.open_contacts: OrderedDict[str, tuple[float, str, str]] = OrderedDict()
 
     def on_event(self, event: ContactEvent, late: bool, out: Outputs) -> None:  # type: ignore[override]
         if event.type == "contact_opened":
-            self._opened(event)
+            self._opened(event, late)
         elif event.type == "contact_resolved":
             self._resolved(event, late)
         else:
             self._survey(event, late)
 
-    def _opened(self, event: ContactEvent) -> None:
+    def _opened(self, event: ContactEvent, late: bool) -> None:
         m = self.metrics
         channel = self.ctx.label("channel", event.channel)
         reason = self.ctx.label("reason", event.reason)
         m.contacts_opened.labels(channel, reason).inc()
         if event.complaint:
             m.complaints.labels(reason, channel).inc()
+            if not late:
+                self.monitor.observe(f'complaints{{reason="{reason}"}}', {"reason": reason}, event.ts)
+                self.monitor.observe(f'complaints_by_channel{{channel="{channel}"}}', {"channel": channel}, event.ts)
         assert event.contact_id is not None  # required by the schema
         self.open_contacts[event.contact_id] = (event.ts, channel, reason)
         while len(self.open_contacts) > MAX_OPEN_CONTACTS:
@@ -58,6 +70,7 @@ class ContactsHandler(StreamHandler):
         m.contacts_resolved.labels("true" if fcr else "false").inc()
         if not late:
             self.fcr.add(event.ts, 1.0 if fcr else 0.0)
+            self.monitor.observe("fcr", {}, event.ts, 1.0 if fcr else 0.0, "mean")
         opened = self.open_contacts.pop(event.contact_id or "", None)
         if opened is not None:
             opened_ts, channel, _ = opened
@@ -69,6 +82,7 @@ class ContactsHandler(StreamHandler):
             m.csat.observe(event.csat)
             if not late:
                 self.csat.add(event.ts, event.csat)
+                self.monitor.observe("csat", {}, event.ts, event.csat, "mean")
         if event.ces is not None:
             m.ces.observe(event.ces)
             if not late:
@@ -79,15 +93,7 @@ class ContactsHandler(StreamHandler):
             if not late:
                 value = {"promoter": 100.0, "passive": 0.0, "detractor": -100.0}[category]
                 self.nps.add(event.ts, value)
+                self.monitor.observe("nps", {}, event.ts, value, "mean")
 
     def on_clock(self, now: float, out: Outputs) -> None:
-        m = self.metrics
-        for window, gauge in (
-            (self.csat, m.csat_rolling),
-            (self.ces, m.ces_rolling),
-            (self.nps, m.nps_rolling),
-            (self.fcr, m.fcr_rolling),
-        ):
-            window.advance(now)
-            if window.count:
-                gauge.set(window.mean())
+        self.monitor.advance(now, out)

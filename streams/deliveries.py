@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from schemas import DeliveryEvent, Stream
-from streams.event_time import RollingWindow
+from streams.event_time import RollingWindow, mean_reader
 from streams.pipeline import Context, Outputs, StreamHandler
 
 MAX_TRACKED_ORDERS = 1_000_000
@@ -20,7 +20,8 @@ class DeliveriesHandler(StreamHandler):
         # order_id -> promised_by, remembered from created/shipped (the schema's rule).
         self.promises: OrderedDict[str, float] = OrderedDict()
         self.on_time: dict[tuple[str, str], RollingWindow] = {}
-        self._next_refresh = float("-inf")
+        self.metrics.orders_open.set_function(lambda: len(self.promises))
+        self.monitor = ctx.series_monitor("/cxpulse/deliveries", step_s=ctx.settings.delivery_alert_step_seconds)
 
     def on_event(self, event: DeliveryEvent, late: bool, out: Outputs) -> None:  # type: ignore[override]
         m = self.metrics
@@ -44,21 +45,19 @@ class DeliveriesHandler(StreamHandler):
                         window = self.on_time[carrier, region] = RollingWindow(
                             self.ctx.settings.delivery_window_seconds, step_s=600.0
                         )
+                        m.on_time_rolling.labels(carrier, region).set_function(mean_reader(window, self.event_clock))
                     window.add(event.ts, 1.0 if on_time else 0.0)
-                    m.on_time_rolling.labels(carrier, region).set(window.mean())
+                    self.monitor.observe(
+                        f'on_time{{carrier="{carrier}",region="{region}"}}',
+                        {"carrier": carrier, "region": region},
+                        event.ts,
+                        1.0 if on_time else 0.0,
+                        "mean",
+                    )
         elif status == "failed_attempt":
             m.failed_attempts.labels(carrier, region).inc()
         elif status == "exception":
             m.delivery_exceptions.labels(carrier, region).inc()
 
     def on_clock(self, now: float, out: Outputs) -> None:
-        m = self.metrics
-        m.orders_open.set(len(self.promises))
-        if now < self._next_refresh:
-            return
-        # Windows only lose buckets at step boundaries: refresh them all once per step.
-        self._next_refresh = now + 600.0
-        for (carrier, region), window in self.on_time.items():
-            window.advance(now)
-            if window.count:
-                m.on_time_rolling.labels(carrier, region).set(window.mean())
+        self.monitor.advance(now, out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -94,6 +95,8 @@ class RollingWindow:
 
     def advance(self, now: float) -> None:
         """Move the window's end to ``now`` (event time) without adding a value."""
+        if not math.isfinite(now):  # a stream that has seen no event yet
+            return
         end = math.floor(now / self.step_s) * self.step_s + self.step_s
         if end > self._end:
             self._end = end
@@ -112,3 +115,16 @@ class RollingWindow:
         """Mean of the values in the window (NaN when empty)."""
         count = self.count
         return self.total / count if count else math.nan
+
+
+def mean_reader(window: RollingWindow, clock: EventClock) -> Callable[[], float]:
+    """A scrape-time reader of a window's mean, slid to the stream's clock first.
+
+    Gauges read this way cost nothing per event (``Gauge.set_function``).
+    """
+
+    def read() -> float:
+        window.advance(clock.now)
+        return window.mean()
+
+    return read

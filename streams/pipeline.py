@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas import Event, Rejection, Stream, parse_message
 from streams.dedup import Deduplicator
@@ -21,6 +21,9 @@ from streams.event_time import EventClock
 from streams.labels import LabelCap, RouteNormalizer, parse_route_patterns
 from streams.metrics import Metrics
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.alerts import SeriesMonitor
 
 Headers = list[tuple[str, bytes]]
 
@@ -67,6 +70,27 @@ class Context:
     def label(self, dimension: str, value: str | None) -> str:
         return self.caps[dimension](value)
 
+    def series_monitor(self, source: str, step_s: float | None = None) -> SeriesMonitor:
+        """A series watcher with the production detector, exporting to this worker's metrics."""
+        from detectors.series_watch import DEFAULT_FAMILIES, SeriesSpec, SeriesWatcher
+        from streams.alerts import SeriesMonitor
+
+        families = {
+            **DEFAULT_FAMILIES,
+            "complaints_by_channel": SeriesSpec("complaint_spike", "up", "Complaints via {channel}"),
+            "client_errors": SeriesSpec("metric_anomaly", "up", "Client errors on {page}"),
+            "client_error_rate": SeriesSpec("metric_anomaly", "up", "Client error rate"),
+            "nps": SeriesSpec("metric_anomaly", "down", "NPS"),
+            "fcr": SeriesSpec("metric_anomaly", "down", "First-contact resolution"),
+            "on_time": SeriesSpec("metric_anomaly", "down", "On-time delivery {carrier}/{region}"),
+        }
+        watcher = SeriesWatcher(
+            step_s=step_s or self.settings.alert_step_seconds,
+            warmup_steps=self.settings.alert_warmup_steps,
+            families=families,
+        )
+        return SeriesMonitor(watcher, self.metrics, source)
+
 
 def deadletter_headers(
     rejection: Rejection, stream: Stream, source_topic: str, partition: int | None, offset: int | None
@@ -104,7 +128,8 @@ class StreamHandler:
         self._late = self.metrics.events_late.labels(name)
         self._duplicates = self.metrics.events_duplicate.labels(name)
         self._deadletters = self.metrics.deadletters.labels(name)
-        self._event_time = self.metrics.event_time.labels(name)
+        # Read at scrape time: no per-message cost.
+        self.metrics.event_time.labels(name).set_function(lambda: max(self.event_clock.now, 0.0))
         self._delay = self.metrics.event_delay.labels(name)
         self._by_type: dict[str, Any] = {}
 
@@ -138,7 +163,6 @@ class StreamHandler:
             self.on_event(event, late, out)
             newest = event.ts if newest is None or event.ts > newest else newest
         if newest is not None:
-            self._event_time.set(self.event_clock.now)
             self._delay.observe(max(0.0, self.ctx.clock() - newest))
             self.on_clock(self.event_clock.now, out)
         return out

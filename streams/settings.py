@@ -83,6 +83,29 @@ class Settings(BaseSettings):
         1800.0, description="Event-time inactivity after which a session is forgotten."
     )
 
+    # --- Frustration signals (detectors/frustration.py) ----------------------------------
+    rage_min_clicks: int = Field(3, description="Clicks on one element that make a rage click.")
+    rage_max_interval_seconds: float = Field(1.0, description="Most time between two clicks of a rage burst.")
+    rage_max_distance_px: float = Field(30.0, description="Most |dx|+|dy| between two clicks of a rage burst.")
+    rage_ignore_selectors: str = Field(
+        "", description="Comma-separated selector globs (or re:REGEX) never counted as rage clicks."
+    )
+    rage_ignore_texts: str = Field(
+        "next,previous,prev,>,<,+,-,−,–", description="Comma-separated element texts never counted as rage clicks."
+    )
+    error_click_window_seconds: float = Field(1.0, description="An error this soon after a click makes an error click.")
+    failed_login_threshold: int = Field(3, description="Failed logins that make a streak.")
+    failed_login_window_seconds: float = Field(
+        300.0, description="Span within which the failed logins of a streak fall."
+    )
+
+    # --- Series anomaly alerts (detectors/series_watch.py) ------------------------------
+    alert_step_seconds: float = Field(
+        60.0, description="Event-time step of watched series (complaints, rage clicks...)."
+    )
+    delivery_alert_step_seconds: float = Field(3600.0, description="Event-time step of the on-time ratio series.")
+    alert_warmup_steps: int = Field(60, description="Steps a series is watched before it may alert.")
+
     # --- Labels ----------------------------------------------------------------------------
     route_patterns: str = Field(
         "",

@@ -49,3 +49,9 @@ def test_dedup_is_bounded_by_horizon_and_size():
     assert len(small) == 10
     assert small.is_duplicate("e49", ts=0.0)
     assert not small.is_duplicate("e0", ts=0.0)  # evicted by the size bound: counted again
+
+
+def test_reader_of_an_unstarted_stream_is_nan_not_an_error():
+    from streams.event_time import mean_reader
+
+    assert math.isnan(mean_reader(RollingWindow(), EventClock())())
