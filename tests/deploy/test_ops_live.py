@@ -28,6 +28,15 @@ groups:
           summary: test page
           description: "trigger is {{ $value }}"
           runbook_url: https://example.invalid/runbook
+      - alert: TestInhibited
+        # a warning about the same thing (area) as the critical TestPage: inhibited
+        expr: cxpulse_test_trigger{job="cxpulse",kind="page"} > 0
+        for: 0s
+        labels: {severity: warning, area: test-page}
+        annotations:
+          summary: inhibited
+          description: "trigger is {{ $value }}"
+          runbook_url: https://example.invalid/runbook
       - alert: TestTicket
         expr: cxpulse_test_trigger{job="cxpulse",kind="ticket"} > 0
         for: 0s
@@ -49,9 +58,7 @@ class Exporter:
         self.errors = Counter("cxpulse_client_errors", "x", ["page"], registry=self.registry)
         self.trigger = Gauge("cxpulse_test_trigger", "x", ["kind"], registry=self.registry)
         self.port = ops.free_port()
-        self.server, self.thread = start_http_server(
-            self.port, addr="127.0.0.1", registry=self.registry
-        )
+        self.server, self.thread = start_http_server(self.port, addr="127.0.0.1", registry=self.registry)
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, daemon=True)
         self._ticker.start()
@@ -80,9 +87,7 @@ def exporter() -> Iterator[Exporter]:
 
 
 def query(prom: ops.ManagedProcess, expr: str) -> list[dict]:
-    status, body = ops.http_get(
-        f"{prom.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    )
+    status, body = ops.http_get(f"{prom.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
     assert status == 200, body
     payload = json.loads(body)
     assert payload["status"] == "success", payload
@@ -175,6 +180,15 @@ def test_alert_reaches_oncall_and_ticket_webhooks(
             ticket = by_path["/ticket"]
             assert ticket["receiver"] == "ticket"
             assert [a["labels"]["alertname"] for a in ticket["alerts"]] == ["TestTicket"]
+            # the warning about the paged thing is inhibited (Alertmanager shows it suppressed)
+            status, body = ops.http_get(f"{am.url}/api/v2/alerts?filter=alertname%3DTestInhibited")
+            assert status == 200, body
+            (inhibited,) = json.loads(body)
+            assert inhibited["status"]["state"] == "suppressed"
+            assert inhibited["status"]["inhibitedBy"]
+            time.sleep(2)
+            names = {a["labels"]["alertname"] for _, b in webhook.received for a in b["alerts"]}
+            assert "TestInhibited" not in names
     finally:
         ops.stop(am)
     assert not am.running()
