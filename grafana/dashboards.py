@@ -546,7 +546,9 @@ def contact_center() -> dashboard.Dashboard:
                     "{{series}}",
                 ),
                 Q(
-                    f'sum(cxpulse_alerts_active{{{JOB},type=~"(cx\\\\.alert\\\\.)?complaint_spike"}})',
+                    # the gauge appears with the first episode; until then there are 0 open
+                    f'sum(cxpulse_alerts_active{{{JOB},type=~"(cx\\\\.alert\\\\.)?complaint_spike"}})'
+                    " or vector(0)",
                     "open episodes",
                 ),
             ],
