@@ -24,9 +24,7 @@ def _route(amtool: str, config: Path, *labels: str) -> str:
 
 
 def test_check_config(binaries: dict[str, str]) -> None:
-    result = subprocess.run(
-        [binaries["amtool"], "check-config", str(CONFIG)], capture_output=True, text=True
-    )
+    result = subprocess.run([binaries["amtool"], "check-config", str(CONFIG)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -67,14 +65,10 @@ def test_rendered_config_overrides_webhooks(binaries: dict[str, str], tmp_path: 
             group_interval="1s",
         )
     )
-    result = subprocess.run(
-        [binaries["amtool"], "check-config", str(rendered)], capture_output=True, text=True
-    )
+    result = subprocess.run([binaries["amtool"], "check-config", str(rendered)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load(rendered.read_text())
-    urls = {
-        r["name"]: [w["url"] for w in r.get("webhook_configs", [])] for r in config["receivers"]
-    }
+    urls = {r["name"]: [w["url"] for w in r.get("webhook_configs", [])] for r in config["receivers"]}
     assert urls["oncall"] == ["http://127.0.0.1:18001/page"]
     assert urls["ticket"] == ["http://127.0.0.1:18002/ticket"]
     assert config["route"]["group_wait"] == "1s"

@@ -52,9 +52,7 @@ def test_promtool_check_rules(binaries: dict[str, str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_check_config_committed_and_rendered(
-    binaries: dict[str, str], tmp_path: Path
-) -> None:
+def test_promtool_check_config_committed_and_rendered(binaries: dict[str, str], tmp_path: Path) -> None:
     result = subprocess.run(
         [binaries["promtool"], "check", "config", str(PROM / "prometheus.yml")],
         capture_output=True,
@@ -69,16 +67,12 @@ def test_promtool_check_config_committed_and_rendered(
             scrape_interval="1s",
         )
     )
-    result = subprocess.run(
-        [binaries["promtool"], "check", "config", str(rendered)], capture_output=True, text=True
-    )
+    result = subprocess.run([binaries["promtool"], "check", "config", str(rendered)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load(rendered.read_text())
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "cxpulse")
     assert job["static_configs"] == [{"targets": ["127.0.0.1:7001", "127.0.0.1:7002"]}]
-    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
-        "127.0.0.1:7093"
-    ]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:7093"]
     assert config["global"]["scrape_interval"] == "1s"
     assert all(Path(p).is_absolute() and Path(p).exists() for p in config["rule_files"])
 
@@ -113,9 +107,7 @@ def test_every_alert_has_conventions_runbook_and_unit_tests() -> None:
         assert runbook.is_file(), f"{name}: missing {runbook}"
         assert name in runbook.read_text(), f"{runbook} does not mention {name}"
         assert any(exp for exp in cases.get(name, [])), f"{name}: no unit test where it fires"
-        assert any(not exp for exp in cases.get(name, [])), (
-            f"{name}: no unit test where it is quiet"
-        )
+        assert any(not exp for exp in cases.get(name, [])), f"{name}: no unit test where it is quiet"
 
 
 def test_rules_only_use_catalogued_metrics() -> None:
