@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler
+from streams.customers import CustomersHandler
 from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
-from streams.pipeline import Context, Outputs, StreamHandler
+from streams.pipeline import Context, Outputs
 from streams.settings import Settings, get_settings
 
 LAG_INTERVAL_S = 5.0
+#: Changelogged state: orders (deliveries), contacts (repeat-contact history per customer),
+#: frustration and policy (per customer, on cx.signals).
+STORES = ("orders", "contacts", "frustration", "policy")
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -47,7 +51,7 @@ class Pipeline:
     app: faust.App
     settings: Settings
     metrics: Metrics
-    handlers: dict[str, StreamHandler] = field(default_factory=dict)
+    handlers: dict[str, Handler] = field(default_factory=dict)
     topics: dict[str, Any] = field(default_factory=dict)
     positions: dict[Any, int] = field(default_factory=dict)  # tp -> last processed offset
 
@@ -73,7 +77,6 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         web_bind=settings.web_host,
         web_host=settings.web_host,
         datadir=str(datadir),
-        topic_allow_declare=False,  # `cxpulse topics create` owns our topics' configs
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
     )
@@ -90,14 +93,34 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
             partitions=settings.partitions,
         )
     ctx = Context.create(settings, metrics)
-    for handler in (ClickstreamHandler(ctx), ContactsHandler(ctx), DeliveriesHandler(ctx)):
-        pipeline.handlers[handler.stream.value] = handler
-        _register_agent(pipeline, handler)
+    for name in STORES:
+        # Durable per-key state, co-partitioned with the topic whose key it shares.
+        ctx.stores[name] = app.Table(
+            name, default=None, partitions=settings.partitions
+        )
+    deliveries = DeliveriesHandler(ctx)
+    for handler in (ClickstreamHandler(ctx), ContactsHandler(ctx), deliveries, CustomersHandler(ctx)):
+        name = handler.source_topic_setting.removeprefix("topic_")
+        pipeline.handlers[name] = handler
+        _register_agent(pipeline, handler, name)
+
+    async def reindex_orders() -> None:
+        deliveries.recovered()
+
+    ctx.stores["orders"].on_recover(reindex_orders)  # type: ignore[attr-defined]
     _register_lag_timer(pipeline)
     return pipeline
 
 
-def _register_agent(pipeline: Pipeline, handler: StreamHandler) -> None:
+class Handler(Protocol):
+    source_topic_setting: str
+
+    def handle(
+        self, raw: bytes, key: bytes | None = ..., partition: int | None = ..., offset: int | None = ...
+    ) -> Outputs: ...
+
+
+def _register_agent(pipeline: Pipeline, handler: Handler, name: str) -> None:
     topic = pipeline.topics[handler.source_topic_setting]
     positions = pipeline.positions
 
@@ -109,7 +132,7 @@ def _register_agent(pipeline: Pipeline, handler: StreamHandler) -> None:
             if out.records:
                 await pipeline.send(out)
 
-    pipeline.app.agent(topic, name=f"cxpulse.{handler.stream.value}")(process)
+    pipeline.app.agent(topic, name=f"cxpulse.{name}")(process)
 
 
 def _register_lag_timer(pipeline: Pipeline) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from detectors.customer_signal import CustomerSignal
 from detectors.frustration import FrustrationSignals
 from detectors.signals import Signal
 from schemas import ClickstreamEvent, Stream
@@ -88,6 +89,9 @@ class ClickstreamHandler(StreamHandler):
             self.metrics.failed_login_streaks.inc()
         if found.kind == "rage_click" and not late:
             self.monitor.observe(f'rage_clicks{{page="{page}"}}', {"page": page}, found.ts)
+        if found.customer_id:
+            # The session id is the cause; the page goes as its route template (no ids).
+            out.signal(CustomerSignal(found.kind, found.customer_id, found.ts, found.session_id, {"page": page}))
 
     def _touch_session(self, session_id: str, ts: float) -> None:
         sessions = self._sessions

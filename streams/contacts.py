@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from detectors.contact_rules import DetractorRule, RepeatContactRule
+from detectors.customer_signal import CustomerSignal
 from schemas import ContactEvent, Stream
 from streams.event_time import RollingWindow, mean_reader
 from streams.pipeline import Context, Outputs, StreamHandler
@@ -30,6 +32,13 @@ class ContactsHandler(StreamHandler):
         self.nps = RollingWindow(window)  # value = +100 promoter, 0 passive, -100 detractor
         self.fcr = RollingWindow(window)  # value = 1 resolved on first contact, else 0
         self.monitor = ctx.series_monitor("/cxpulse/contacts")
+        settings = ctx.settings
+        self.repeats = RepeatContactRule(
+            settings.repeat_contact_threshold, settings.repeat_contact_window_seconds, store=ctx.store("contacts")
+        )
+        self.detractors = DetractorRule(
+            settings.detractor_csat_max, settings.detractor_nps_max, settings.detractor_ces_min
+        )
         m = self.metrics
         for window, gauge in (
             (self.csat, m.csat_rolling),
@@ -44,10 +53,20 @@ class ContactsHandler(StreamHandler):
     def on_event(self, event: ContactEvent, late: bool, out: Outputs) -> None:  # type: ignore[override]
         if event.type == "contact_opened":
             self._opened(event, late)
+            if event.complaint:
+                detail = {"reason": self.ctx.label("reason", event.reason)}
+                out.signal(CustomerSignal("complaint", event.customer_id, event.ts, event.contact_id or "", detail))
+            repeat = self.repeats.process(event)
+            if repeat is not None:
+                out.signal(repeat.to_signal())
         elif event.type == "contact_resolved":
             self._resolved(event, late)
         else:
             self._survey(event, late)
+        # The detractor rule also remembers each contact's reason, so it sees every event.
+        detractor = self.detractors.process(event)
+        if detractor is not None:
+            out.signal(detractor.to_signal())
 
     def _opened(self, event: ContactEvent, late: bool) -> None:
         m = self.metrics
@@ -97,3 +116,4 @@ class ContactsHandler(StreamHandler):
 
     def on_clock(self, now: float, out: Outputs) -> None:
         self.monitor.advance(now, out)
+        self.repeats.advance(now)

@@ -1,14 +1,18 @@
-"""Deliveries: status volumes, on-time performance by carrier and region."""
+"""Deliveries: status volumes, on-time performance, and delay prediction per order."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
+from detectors.delivery_delay import (
+    DelayPredicted,
+    Delivered,
+    DeliveryDelayMonitor,
+    DeliveryFailed,
+    Finding,
+    PromiseMissed,
+)
 from schemas import DeliveryEvent, Stream
 from streams.event_time import RollingWindow, mean_reader
 from streams.pipeline import Context, Outputs, StreamHandler
-
-MAX_TRACKED_ORDERS = 1_000_000
 
 
 class DeliveriesHandler(StreamHandler):
@@ -17,10 +21,11 @@ class DeliveriesHandler(StreamHandler):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        # order_id -> promised_by, remembered from created/shipped (the schema's rule).
-        self.promises: OrderedDict[str, float] = OrderedDict()
+        # Order state lives in the "orders" store (a changelogged Faust table in the worker),
+        # so a restarted worker resumes every order where it was.
+        self.delays = DeliveryDelayMonitor(ctx.store("orders"), margin_s=ctx.settings.delay_margin_seconds)
         self.on_time: dict[tuple[str, str], RollingWindow] = {}
-        self.metrics.orders_open.set_function(lambda: len(self.promises))
+        self.metrics.orders_open.set_function(lambda: len(self.delays.store))
         self.monitor = ctx.series_monitor("/cxpulse/deliveries", step_s=ctx.settings.delivery_alert_step_seconds)
 
     def on_event(self, event: DeliveryEvent, late: bool, out: Outputs) -> None:  # type: ignore[override]
@@ -29,35 +34,50 @@ class DeliveriesHandler(StreamHandler):
         region = self.ctx.label("region", event.region)
         status = event.type
         m.delivery_status.labels(status, carrier, region).inc()
-        if event.promised_by is not None:
-            self.promises[event.order_id] = event.promised_by
-            self.promises.move_to_end(event.order_id)
-            while len(self.promises) > MAX_TRACKED_ORDERS:
-                self.promises.popitem(last=False)
-        if status == "delivered":
-            promised = self.promises.pop(event.order_id, None)
-            if promised is not None:
-                on_time = event.ts <= promised
-                m.deliveries.labels(carrier, region, "on_time" if on_time else "late").inc()
-                if not late:
-                    window = self.on_time.get((carrier, region))
-                    if window is None:
-                        window = self.on_time[carrier, region] = RollingWindow(
-                            self.ctx.settings.delivery_window_seconds, step_s=600.0
-                        )
-                        m.on_time_rolling.labels(carrier, region).set_function(mean_reader(window, self.event_clock))
-                    window.add(event.ts, 1.0 if on_time else 0.0)
-                    self.monitor.observe(
-                        f'on_time{{carrier="{carrier}",region="{region}"}}',
-                        {"carrier": carrier, "region": region},
-                        event.ts,
-                        1.0 if on_time else 0.0,
-                        "mean",
-                    )
-        elif status == "failed_attempt":
+        if status == "failed_attempt":
             m.failed_attempts.labels(carrier, region).inc()
         elif status == "exception":
             m.delivery_exceptions.labels(carrier, region).inc()
+        for finding in self.delays.process(event):
+            self._on_finding(finding, late, out)
+
+    def _on_finding(self, finding: Finding, late: bool, out: Outputs) -> None:
+        m = self.metrics
+        carrier = self.ctx.label("carrier", finding.carrier)
+        region = self.ctx.label("region", finding.region)
+        if isinstance(finding, Delivered):
+            if finding.on_time is not None:
+                self._delivered(finding.ts, finding.on_time, carrier, region, late)
+        elif isinstance(finding, DelayPredicted):
+            m.delivery_delays_predicted.labels(carrier, region).inc()
+            out.signal(finding.to_signal())
+        elif isinstance(finding, DeliveryFailed):
+            out.signal(finding.to_signal())
+        elif isinstance(finding, PromiseMissed):
+            m.delivery_delays_missed.inc()
+
+    def _delivered(self, ts: float, on_time: bool, carrier: str, region: str, late: bool) -> None:
+        self.metrics.deliveries.labels(carrier, region, "on_time" if on_time else "late").inc()
+        if late:
+            return
+        window = self.on_time.get((carrier, region))
+        if window is None:
+            window = self.on_time[carrier, region] = RollingWindow(
+                self.ctx.settings.delivery_window_seconds, step_s=600.0
+            )
+            self.metrics.on_time_rolling.labels(carrier, region).set_function(mean_reader(window, self.event_clock))
+        value = 1.0 if on_time else 0.0
+        window.add(ts, value)
+        labels = {"carrier": carrier, "region": region}
+        self.monitor.observe(f'on_time{{carrier="{carrier}",region="{region}"}}', labels, ts, value, "mean")
 
     def on_clock(self, now: float, out: Outputs) -> None:
+        # Silent orders become due as event time passes: the monitor's index makes this free
+        # when nothing is due.
+        for finding in self.delays.advance(now):
+            self._on_finding(finding, False, out)
         self.monitor.advance(now, out)
+
+    def recovered(self) -> None:
+        """After a rebalance restored the orders table: re-index what is now ours."""
+        self.delays.rebuild_index()

@@ -11,10 +11,13 @@ benchmark and in the worker.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from detectors.customer_signal import CustomerSignal
 from schemas import Event, Rejection, Stream, parse_message
 from streams.dedup import Deduplicator
 from streams.event_time import EventClock
@@ -41,10 +44,24 @@ class Record:
 @dataclass(slots=True)
 class Outputs:
     records: list[Record] = field(default_factory=list)
+    signals: list[CustomerSignal] = field(default_factory=list)
 
     def add(self, topic: str, key: str | bytes | None, value: bytes, headers: Headers | None = None) -> None:
         raw_key = key.encode() if isinstance(key, str) else key
         self.records.append(Record(topic, raw_key, value, headers or []))
+
+    def signal(self, signal: CustomerSignal) -> None:
+        """Queue a per-customer signal for ``cx.signals`` (grouped per customer on flush)."""
+        self.signals.append(signal)
+
+    def flush_signals(self) -> None:
+        """One ``cx.signals`` record per customer, so a customer's candidates meet together."""
+        by_customer: dict[str, list[dict[str, Any]]] = {}
+        for signal in self.signals:
+            by_customer.setdefault(signal.customer_id, []).append(signal.to_dict())
+        for customer_id, signals in by_customer.items():
+            self.add("topic_signals", customer_id, orjson.dumps(signals))
+        self.signals.clear()
 
 
 @dataclass
@@ -56,6 +73,11 @@ class Context:
     pages: RouteNormalizer
     caps: dict[str, LabelCap]
     clock: Callable[[], float] = time.time  # wall clock, only for the event-delay histogram
+    #: Durable state by name (Faust tables in the worker, dicts in tests).
+    stores: dict[str, MutableMapping[str, Any]] = field(default_factory=dict)
+
+    def store(self, name: str) -> MutableMapping[str, Any]:
+        return self.stores.setdefault(name, {})
 
     @classmethod
     def create(cls, settings: Settings, metrics: Metrics) -> Context:
@@ -165,6 +187,8 @@ class StreamHandler:
         if newest is not None:
             self._delay.observe(max(0.0, self.ctx.clock() - newest))
             self.on_clock(self.event_clock.now, out)
+        if out.signals:
+            out.flush_signals()
         return out
 
     def on_event(self, event: Event, late: bool, out: Outputs) -> None:

@@ -106,6 +106,24 @@ class Settings(BaseSettings):
     delivery_alert_step_seconds: float = Field(3600.0, description="Event-time step of the on-time ratio series.")
     alert_warmup_steps: int = Field(60, description="Steps a series is watched before it may alert.")
 
+    # --- Proactive notifications (detectors/*: contact_rules, delivery_delay, frustration_score,
+    #     notification_policy) --------------------------------------------------------------
+    repeat_contact_threshold: int = Field(3, description="The contact that makes a repeat contact (3rd).")
+    repeat_contact_window_seconds: float = Field(7 * 86400.0, description="Window of the repeat-contact rule.")
+    detractor_csat_max: int = Field(2, description="CSAT at or below this is a detractor.")
+    detractor_nps_max: int = Field(6, description="NPS at or below this is a detractor.")
+    detractor_ces_min: int = Field(6, description="CES at or above this is a detractor.")
+    delay_margin_seconds: float = Field(
+        7200.0, description="A predicted delivery this much past promised_by triggers delivery_delayed."
+    )
+    frustration_half_life_seconds: float = Field(6 * 3600.0, description="Half-life of the frustration score.")
+    frustration_threshold: float = Field(8.0, description="Score that triggers frustration_outreach.")
+    notification_cooldown_seconds: float = Field(86400.0, description="Per customer and type.")
+    notification_daily_cap: int = Field(3, description="Notifications per customer per rolling 24 h.")
+    notifications_include_personal_data: bool = Field(
+        False, description="Reserved: notifications carry ids only unless this is true."
+    )
+
     # --- Labels ----------------------------------------------------------------------------
     route_patterns: str = Field(
         "",

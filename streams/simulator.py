@@ -381,7 +381,13 @@ def resolve_incidents(config: SimulationConfig) -> list[ResolvedIncident]:
             at, dur = window(0.2, 0.6, 600, 1800)
             if inc.name == "rage_click_storm":
                 selectors = [sel for sel, _ in _PAGE_ELEMENTS[page]]
-                element = str(p.get("element") or rng.choice(selectors))
+                # A storm's default target is something people rage at: a button or link,
+                # not a text field or a stepper (rage detectors rightly ignore those).
+                targets = [
+                    sel for sel, text in _PAGE_ELEMENTS[page]
+                    if not sel.startswith(("input", "select")) and text not in ("+", "-")
+                ]
+                element = str(p.get("element") or rng.choice(targets))
                 if element not in selectors:
                     raise ValueError(
                         f"rage_click_storm: element {element!r} is not on {page}; "

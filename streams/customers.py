@@ -1,0 +1,92 @@
+"""Customers: one place decides what a customer receives.
+
+Every stream sends small per-customer signals to ``cx.signals`` keyed by ``customer_id``, so
+all of one customer's signals meet in one partition, here. This agent keeps the decaying
+frustration score and the notification policy (cooldown, daily cap, priority, duplicates)
+per customer, both in changelogged stores, and emits what passes to ``cx.notifications``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from detectors.customer_signal import CustomerSignal
+from detectors.frustration_score import FrustrationScore
+from detectors.notification_policy import NotificationPolicy
+from schemas import cloudevents as ce
+from streams.event_time import EventClock
+from streams.pipeline import Context, Outputs
+
+NOTIFICATION_SHORT_TYPES = {t: t.rsplit(".", 1)[-1] for t in ce.NOTIFICATION_TYPES}
+
+
+class CustomersHandler:
+    """Handles one ``cx.signals`` message: a JSON array of one customer's signals."""
+
+    source_topic_setting = "topic_signals"
+
+    def __init__(self, ctx: Context) -> None:
+        s = ctx.settings
+        self.ctx = ctx
+        self.metrics = ctx.metrics
+        self.event_clock = EventClock(s.late_grace_seconds)
+        self.scores = FrustrationScore(
+            half_life_s=s.frustration_half_life_seconds,
+            threshold=s.frustration_threshold,
+            store=ctx.store("frustration"),
+        )
+        self.policy = NotificationPolicy(
+            cooldown_s=s.notification_cooldown_seconds, daily_cap=s.notification_daily_cap, store=ctx.store("policy")
+        )
+        self._next_expiry = float("-inf")
+
+    def handle(
+        self, raw: bytes, key: bytes | None = None, partition: int | None = None, offset: int | None = None
+    ) -> Outputs:
+        out = Outputs()
+        try:
+            signals = [CustomerSignal.from_dict(item) for item in orjson.loads(raw)]
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
+            # Internal topic: a bad record is our bug or a foreign producer; keep it visible.
+            self.metrics.events_rejected.labels("signals", "invalid_signal").inc()
+            out.add(
+                "topic_deadletter",
+                key,
+                raw,
+                [("cxpulse-reason", b"invalid_signal"), ("cxpulse-error", str(exc).encode())],
+            )
+            return out
+        candidates: list[dict[str, Any]] = []
+        for signal in signals:
+            self.event_clock.observe(signal.ts)
+            crossed = self.scores.observe(signal)
+            if crossed is not None:
+                self.metrics.frustration_scores_over_threshold.inc()
+                candidates.append(crossed.notification())
+            if signal.notification is not None:
+                candidates.append(dict(signal.notification))
+        if candidates:
+            self._decide(candidates, out)
+        self._expire()
+        return out
+
+    def _decide(self, candidates: list[dict[str, Any]], out: Outputs) -> None:
+        m = self.metrics
+        send, suppressed = self.policy.decide(candidates)
+        for event in send:
+            short = NOTIFICATION_SHORT_TYPES.get(event["type"], event["type"])
+            m.notifications.labels(short).inc()
+            if event["type"] == ce.NOTIFY_DELIVERY_DELAYED:
+                m.notification_lead_time.observe(max(0.0, float(event["data"]["lead_time_seconds"])))
+            out.add("topic_notifications", event["data"]["customer_id"], ce.encode(event), ce.KAFKA_HEADERS)
+        for event, reason in suppressed:
+            m.notifications_suppressed.labels(NOTIFICATION_SHORT_TYPES.get(event["type"], event["type"]), reason).inc()
+
+    def _expire(self) -> None:
+        # The policy's expiry scans its store: once per event-time hour is plenty.
+        now = self.event_clock.now
+        if now >= self._next_expiry:
+            self._next_expiry = now + 3600.0
+            self.policy.expire(now)
