@@ -1,4 +1,8 @@
-"""General online anomaly detector for one metric series (one value per time step)."""
+"""General online anomaly detector for one metric series (one value per time step).
+
+Design notes (why it looks like this) are in ``docs/nab.md``; the NAB runner and scorer that
+measure it live in :mod:`detectors.nab`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from river import stats
 __all__ = ["MetricAnomalyDetector"]
 
 _SQRT2 = math.sqrt(2.0)
+_MIN_STD = 0.01  # floor of the short-mean spread in the likelihood
+_LIKELIHOOD_SCALE = 4.0  # -log10 tail at which the likelihood score is 0.5 (a 1e-4 tail)
 
 
 class _RollingRank:
@@ -22,9 +28,6 @@ class _RollingRank:
         self.size = size
         self._recent: deque[float] = deque(maxlen=size)  # arrival order, to expire values
         self._sorted: list[float] = []
-
-    def __len__(self) -> int:
-        return len(self._sorted)
 
     def surprise(self, x: float) -> float:
         """0 in the middle of the window, 0.8 at its edges, up to 1 far outside its range."""
@@ -42,6 +45,7 @@ class _RollingRank:
         return 0.8 * math.log(max(0.5 / tail, 1.0)) / math.log(0.5 * (n + 1.0))
 
     def add(self, x: float) -> None:
+        """Add ``x``, expiring the oldest value once the window is full."""
         if len(self._recent) == self.size:
             del self._sorted[bisect_left(self._sorted, self._recent[0])]
         self._recent.append(x)
@@ -60,11 +64,13 @@ class _RollingExtremes:
         self._lows: deque[tuple[int, float]] = deque()  # increasing values
 
     def bounds(self) -> tuple[float, float] | None:
+        """(min, max) of the window, or None while it is empty."""
         if not self._highs:
             return None
         return self._lows[0][1], self._highs[0][1]
 
     def add(self, x: float) -> None:
+        """Add ``x``; values older than ``size`` steps expire."""
         while self._highs and self._highs[-1][1] <= x:
             self._highs.pop()
         while self._lows and self._lows[-1][1] >= x:
@@ -87,12 +93,12 @@ class _Likelihood:
     ``-log10`` of the Gaussian upper-tail probability.
     """
 
-    __slots__ = ("_means", "_raw", "_raw_sum", "_sum", "_sum_sq", "floor", "history", "short")
+    __slots__ = ("_means", "_raw", "_raw_sum", "_sum", "_sum_sq", "history", "min_std", "short")
 
-    def __init__(self, short: int, history: int, floor: float) -> None:
+    def __init__(self, short: int, history: int, min_std: float) -> None:
         self.short = short
         self.history = history
-        self.floor = floor
+        self.min_std = min_std  # a flat history must not turn noise into certainty
         self._raw: deque[float] = deque(maxlen=short)
         self._raw_sum = 0.0
         self._means: deque[float] = deque(maxlen=history)
@@ -109,10 +115,11 @@ class _Likelihood:
             return short, 0.0
         mean = self._sum / m
         std = math.sqrt(max(self._sum_sq / m - mean * mean, 0.0))
-        z = (short - mean) / max(std, self.floor)
+        z = (short - mean) / max(std, self.min_std)
         return short, -math.log10(max(0.5 * math.erfc(z / _SQRT2), 1e-300))
 
     def learn(self, raw: float, short: float) -> None:
+        """Record ``raw`` and the short mean returned for it by :meth:`assess`."""
         if len(self._raw) == self.short:
             self._raw_sum -= self._raw[0]
         self._raw.append(raw)
@@ -129,31 +136,93 @@ class _Likelihood:
 class MetricAnomalyDetector:
     """Online anomaly detector for one univariate metric series.
 
-    DOCSTRING
+    Each step turns the value into a *raw surprise* in [0, 1] from causal views of the past:
+
+    * **forecast residual**: distance to an exponentially weighted level (River's
+      ``stats.EWMean``) in units of a robust, clipped mean absolute residual, so trends and
+      slow drift are followed while a single spike barely moves the scale;
+    * **seasonality** (only when the event time ``t`` is given): the same distance to the
+      typical value of this hour of the week, or of the day while the weekly profile is young.
+      The residual counts only as far as the seasonal view agrees, so a daily ramp that
+      happens every day stops looking like a jump once it has been seen a few times;
+    * **rarity**: the exact two-sided tail mass of the value within the last ``window``
+      values (a sorted rolling window), with a bonus for leaving their range.
+
+    The raw surprise becomes a likelihood, like Numenta's "anomaly likelihood": the mean of
+    the last ``short_window`` raw surprises is compared with the rolling distribution (mean and
+    variance over ``history`` steps) of that same short mean; ``-log10`` of the Gaussian tail
+    is squashed to [0, 1), with 0.5 at a 1e-4 tail. A *spatial* rule (also from Numenta's NAB
+    detector) scores at least 0.5 whenever the value leaves the range of the last
+    ``range_window`` values by more than ``tolerance`` times that range.
+
+    Once a score reaches ``alert_score``, likelihood scores of the next ``suppress`` steps are
+    multiplied by ``damping``: one incident gives one early, sharp detection instead of a
+    stream of repeated alarms. Anomalies are kept from poisoning the model by clipping their
+    residuals (bounded influence) in the scale and seasonal profiles; a lasting level shift is
+    still learnt by the level and the rolling windows. All state is bounded by the window sizes.
+
+    Parameters
+    ----------
+    grace_period
+        Steps during which the score is 0 while the model warms up.
+    alpha
+        Smoothing factor of the level (exponentially weighted mean of the value).
+    scale_alpha
+        Smoothing factor of the mean absolute residual.
+    window
+        Number of recent values used for the rarity view.
+    short_window
+        Number of raw surprises averaged into the short-term mean.
+    history
+        Number of short-term means forming the long-term distribution.
+    alert_score
+        Score from which a detection counts as emitted and suppression starts.
+    suppress
+        Steps after a detection during which likelihood scores are damped.
+    damping
+        Factor applied to likelihood scores during suppression.
+    season_warmup
+        Observations a seasonal bucket needs before it is trusted.
+    tolerance
+        Margin, as a fraction of the recent range, beyond which a value is a spatial anomaly.
+    range_window
+        Number of recent values defining that range.
+
+    Examples
+    --------
+    >>> import math
+    >>> import random
+    >>> from detectors.metric_anomaly import MetricAnomalyDetector
+    >>> rng = random.Random(42)
+    >>> detector = MetricAnomalyDetector()
+    >>> scores = [
+    ...     detector.update(10 + 3 * math.sin(i / 20) + rng.gauss(0, 0.5), t=600.0 * i)
+    ...     for i in range(2000)
+    ... ]
+    >>> max(scores[1000:]) < 0.5  # a quiet, seasonal series raises no alarm
+    True
+    >>> detector.score_one(30.0, t=600.0 * 2000) > 0.5  # a spike does
+    True
+    >>> detector.score_one(10.0, t=600.0 * 2000) < 0.5
+    True
+
     """
 
     def __init__(
         self,
         grace_period: int = 150,
-        alpha: float = 0.3,
+        alpha: float = 0.1,
         scale_alpha: float = 0.02,
         window: int = 1000,
-        short_window: int | tuple[int, ...] = 10,
+        short_window: int = 10,
         history: int = 1000,
         alert_score: float = 0.5,
         suppress: int = 200,
         damping: float = 0.2,
         season_warmup: int = 20,
-        mode: int = 0,
-        comb: int = 0,
-        floor: float = 0.01,
-        gate: bool = True,
         tolerance: float = 0.05,
-        range_window: int = 20000,
-        spatial_mode: int = 1,
-        frac: float = 0.0,
+        range_window: int = 5000,
     ) -> None:
-        self.frac = frac
         self.grace_period = grace_period
         self.alpha = alpha
         self.scale_alpha = scale_alpha
@@ -164,93 +233,51 @@ class MetricAnomalyDetector:
         self.suppress = suppress
         self.damping = damping
         self.season_warmup = season_warmup
-        self.mode = mode
-        self.comb = comb
-        self.floor = floor
-        self.gate = gate
         self.tolerance = tolerance
         self.range_window = range_window
-        self.spatial_mode = spatial_mode
-        self._range = _RollingExtremes(range_window)
 
         self._n = 0
         self._level = stats.EWMean(fading_factor=alpha)
         self._mad = stats.EWMean(fading_factor=scale_alpha)
         self._values = _RollingRank(window)
-        self._residuals = _RollingRank(window)
+        self._range = _RollingExtremes(range_window)
         self._season: dict[int, tuple[float, float, int]] = {}  # bucket -> (mean, mad, count)
-        windows = tuple(short_window) if isinstance(short_window, tuple | list) else (short_window,)
-        self._likelihoods = [_Likelihood(w, history, floor) for w in windows]
-        self._quiet_until = 0  # step index until which scores are damped
+        self._likelihood = _Likelihood(short_window, history, _MIN_STD)
+        self._quiet_until = 0  # step index until which likelihood scores are damped
 
     # -- views of the value -------------------------------------------------------------------
 
-    def _residual_surprise(self, x: float) -> float:
-        if self._n == 0:
-            return 0.0
-        level = self._level.get()
-        scale = self._mad.get() + 1e-9 * (1.0 + abs(level))
-        return 1.0 - 2.0 ** (-abs(x - level) / scale / 4.0)
+    @staticmethod
+    def _distance(x: float, centre: float, scale: float) -> float:
+        """Distance in scales squashed to [0, 1): 0.5 at four scales."""
+        scale += 1e-9 * (1.0 + abs(centre))  # a flat series must not divide by zero
+        return 1.0 - 2.0 ** (-abs(x - centre) / scale / 4.0)
 
     @staticmethod
     def _buckets(t: float) -> tuple[int, int]:
-        """(hour of the week, 168 + hour of the day) of epoch time ``t``."""
+        """(hour of the week, 168 + hour of the day) of epoch seconds ``t``."""
         hours = int(t // 3600.0)
-        return (hours + 72) % 168, 168 + hours % 24  # 1970-01-01 was a Thursday: shift to Monday
+        return (hours + 72) % 168, 168 + hours % 24  # 1970-01-01 was a Thursday; Monday = 0
 
-    def _seasonal_surprise(self, x: float, t: float | None) -> float:
-        """Surprise against the hour-of-week profile, or the hour-of-day one while it is young."""
-        if t is None:
-            return -1.0
+    def _seasonal_surprise(self, x: float, t: float) -> float | None:
+        """Surprise against the hour-of-week profile, else the hour-of-day one, else None."""
         for bucket in self._buckets(t):
             entry = self._season.get(bucket)
             if entry is not None and entry[2] >= self.season_warmup:
-                mean, mad, _ = entry
-                scale = mad + 1e-9 * (1.0 + abs(mean))
-                return 1.0 - 2.0 ** (-abs(x - mean) / scale / 4.0)
-        return -1.0
+                return self._distance(x, entry[0], entry[1])
+        return None
 
     def _raw_surprise(self, x: float, t: float | None) -> float:
-        if self.mode == 0:
-            residual = self._residual_surprise(x)
-        else:
-            residual = self._residuals.surprise(x - self._level.get()) if self._n else 0.0
-        seasonal = self._seasonal_surprise(x, t)
-        if seasonal >= 0.0 and self.gate:  # a jump usual for this hour of the day is no surprise
+        residual = 0.0
+        if self._n:
+            residual = self._distance(x, self._level.get(), self._mad.get())
+        seasonal = None if t is None else self._seasonal_surprise(x, t)
+        if seasonal is not None:  # a jump that is usual at this hour is no surprise
             residual = min(residual, seasonal)
-        rar = self._values.surprise(x)
-        if self.comb == 1:
-            return residual
-        if self.comb == 2:
-            return rar
-        if self.comb == 3:
-            return 0.5 * (rar + residual)
-        return max(residual, rar)
-
-    # -- likelihood ---------------------------------------------------------------------------
-
-    def _assess(self, x: float, t: float | None) -> tuple[float, list[float], float]:
-        """Return (raw surprise, new short means, score) without changing the state."""
-        raw = self._raw_surprise(x, t)
-        shorts = []
-        nlog = 0.0
-        for lik in self._likelihoods:
-            short, nl = lik.assess(raw)
-            shorts.append(short)
-            nlog = max(nlog, nl)
-        if self._n < self.grace_period:
-            return raw, shorts, 0.0
-        score = nlog / (nlog + 4.0)  # 0.5 at a 1e-4 tail, monotone, never saturates to 1
-        if self._n < self._quiet_until and self.spatial_mode != 2:
-            score *= self.damping
-        if self.spatial_mode:
-            score = max(score, self._spatial_score(x))
-        if self._n < self._quiet_until and self.spatial_mode == 2:
-            score *= self.damping
-        return raw, shorts, score
+        return max(residual, self._values.surprise(x))
 
     def _spatial_score(self, x: float) -> float:
-        """Numenta's spatial rule: leaving the long-term range by a margin is an anomaly."""
+        """Leaving the recent range by a margin scores in [0.5, 1), growing with the distance."""
         bounds = self._range.bounds()
         if bounds is None or bounds[1] <= bounds[0]:
             return 0.0
@@ -261,24 +288,33 @@ class MetricAnomalyDetector:
             return 0.0
         return 1.0 - 0.5 * 2.0 ** (-10.0 * beyond / (hi - lo))
 
-    def _learn(self, x: float, t: float | None, raw: float, shorts: list[float], score: float) -> None:
+    # -- scoring and learning -----------------------------------------------------------------
+
+    def _assess(self, x: float, t: float | None) -> tuple[float, float, float]:
+        """(raw surprise, short mean, score) of ``x``; changes no state."""
+        raw = self._raw_surprise(x, t)
+        short, nlog = self._likelihood.assess(raw)
+        if self._n < self.grace_period:
+            return raw, short, 0.0
+        score = nlog / (nlog + _LIKELIHOOD_SCALE)  # monotone; never saturates, so ties are rare
+        if self._n < self._quiet_until:
+            score *= self.damping
+        return raw, short, max(score, self._spatial_score(x))
+
+    def _learn(self, x: float, t: float | None, raw: float, short: float, score: float) -> None:
         if score >= self.alert_score:
-            self._quiet_until = self._n + 1 + max(self.suppress, int(self.frac * self._n))
-        # Bounded influence: one wild value moves the residual scale at most a few scales.
-        level = self._level.get()
-        if self._n > 0:
+            self._quiet_until = self._n + 1 + self.suppress
+        if self._n:
+            # Bounded influence: one wild value moves the residual scale by a few scales at most.
+            residual = abs(x - self._level.get())
             scale = self._mad.get()
-            residual = abs(x - level)
             self._mad.update(min(residual, 4.0 * scale) if self._n > 20 else residual)
         self._level.update(x)
         self._values.add(x)
         self._range.add(x)
-        if self._n > 0:
-            self._residuals.add(x - level)
         if t is not None:
             self._learn_season(x, t)
-        for lik, short in zip(self._likelihoods, shorts, strict=True):
-            lik.learn(raw, short)
+        self._likelihood.learn(raw, short)
         self._n += 1
 
     def _learn_season(self, x: float, t: float) -> None:
@@ -293,7 +329,7 @@ class MetricAnomalyDetector:
     # -- public API ---------------------------------------------------------------------------
 
     def learn_one(self, x: float, t: float | None = None) -> None:
-        """Update the model with the value ``x`` observed at event time ``t``."""
+        """Update the model with value ``x`` observed at event time ``t`` (epoch seconds)."""
         self._learn(x, t, *self._assess(x, t))
 
     def score_one(self, x: float, t: float | None = None) -> float:
@@ -301,7 +337,7 @@ class MetricAnomalyDetector:
         return self._assess(x, t)[2]
 
     def update(self, x: float, t: float | None = None) -> float:
-        """Score ``x`` then learn it; the production call. Returns the score."""
-        raw, shorts, score = self._assess(x, t)
-        self._learn(x, t, raw, shorts, score)
+        """Score ``x``, then learn it; the production call. Returns the score."""
+        raw, short, score = self._assess(x, t)
+        self._learn(x, t, raw, short, score)
         return score

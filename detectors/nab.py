@@ -266,9 +266,7 @@ def run_file(src: Path, dst: Path, factory: DetectorFactory = MetricAnomalyDetec
     return n
 
 
-def run_nab(
-    data_dir: Path, out_dir: Path, factory: DetectorFactory = MetricAnomalyDetector
-) -> dict:
+def run_nab(data_dir: Path, out_dir: Path, factory: DetectorFactory = MetricAnomalyDetector) -> dict:
     """Run the detector over every ``data_dir/<category>/<file>.csv``.
 
     ``data_dir`` may be the NAB root (containing ``data/``) or the ``data`` folder itself.
