@@ -10,6 +10,7 @@ import pytest
 from streams.kafka_runtime import KafkaBroker, free_port
 from streams.settings import Settings
 from tests.kafka_harness import WorkerProcess, isolated_settings, start_worker
+from tests.live import LivePipeline, start_live_pipeline, stop_live_pipeline
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -40,3 +41,11 @@ def worker(kafka_settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def live_pipeline(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePipeline]:
+    """Simulator -> Kafka -> worker -> Prometheus -> Alertmanager, all real (see tests/live.py)."""
+    pipeline = start_live_pipeline(kafka_broker.bootstrap, tmp_path_factory.mktemp("live"))
+    yield pipeline
+    stop_live_pipeline(pipeline)

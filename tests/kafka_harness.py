@@ -8,6 +8,8 @@ other's records.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,6 +30,16 @@ from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import create_topics
 
 WORKER_READY_TIMEOUT_S = 120.0
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A failing fixture must not leave workers running after the session."""
+    for process in _STARTED:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def isolated_settings(bootstrap: str, data_dir: Path, **overrides: Any) -> Settings:
@@ -130,6 +142,7 @@ def start_worker(settings: Settings, log_dir: Path, wait_assigned: bool = True) 
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    _STARTED.append(process)
     worker = WorkerProcess(settings, process, log_path)
     if wait_assigned:
         inputs = (settings.topic_clickstream, settings.topic_contacts, settings.topic_deliveries)
