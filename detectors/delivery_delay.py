@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors.customer_signal import CustomerSignal, DueIndex
-from detectors.transit_model import TransitModel
+from detectors.transit_model import LEG_STATUSES, TransitModel
 from schemas.cloudevents import (
     NOTIFY_DELIVERY_DELAYED,
     NOTIFY_DELIVERY_FAILED,
@@ -234,9 +234,10 @@ class DeliveryDelayMonitor:
         model: TransitModel | None = None,
         *,
         margin_s: float = 2 * HOUR,
-        min_confidence: float = 0.7,
-        silence_factor: float = 3.0,
-        recheck_s: float = 2 * HOUR,
+        min_confidence: float = 0.93,
+        silence_factor: float | None = None,
+        recheck_s: float = 4 * HOUR,
+        min_recheck_s: float = 10 * 60.0,
         horizon_s: float = 21 * DAY,
         trust_eta: bool = True,
         source: str = SOURCE_DELIVERIES,
@@ -245,13 +246,16 @@ class DeliveryDelayMonitor:
         self.model = model if model is not None else TransitModel()
         self.margin_s = margin_s
         self.min_confidence = min_confidence
-        self.silence_factor = silence_factor
+        if silence_factor is not None:
+            self.model.silence_factor = silence_factor
         self.recheck_s = recheck_s
+        self.min_recheck_s = min_recheck_s
         self.horizon_s = horizon_s
         self.trust_eta = trust_eta
         self.source = source
         self.clock = -math.inf
         self._index = DueIndex()
+        self._by_cr: dict[str, set[str]] = {}  # carrier/region -> open order ids (in memory)
         if len(self.store):
             self.rebuild_index()
 
@@ -277,6 +281,11 @@ class DeliveryDelayMonitor:
             st["created"] = event.ts if st.get("created") is None else st["created"]
         if event.type == "shipped" and st.get("shipped") is None:
             st["shipped"] = event.ts
+        if event.type in LEG_STATUSES:
+            legs = dict(st.get("legs") or {})
+            if event.type != "exception" or "exception" not in legs:
+                legs[event.type] = event.ts
+            st["legs"] = legs
         # a scan after the previous one completes a leg
         if st["n_scans"] > 0 and event.ts >= st["last_ts"]:
             self.model.observe_scan(st["carrier"], st["region"], st["last_status"],
@@ -308,7 +317,7 @@ class DeliveryDelayMonitor:
                 continue
             st = dict(st)
             if due >= st["last_ts"] + self.horizon_s:
-                del self.store[order_id]
+                self._drop(order_id)
                 continue
             out.extend(self._check_missed(st, self.clock))
             out.extend(self._evaluate(st, self.clock))
@@ -318,8 +327,10 @@ class DeliveryDelayMonitor:
     def rebuild_index(self) -> None:
         """Rebuild the due-time index and the clock from the store (after recovery)."""
         self._index.clear()
+        self._by_cr.clear()
         for order_id, st in self.store.items():
             self._index.schedule(order_id, float(st["due"]))
+            self._by_cr.setdefault(f"{st['carrier']}/{st['region']}", set()).add(order_id)
             self.clock = max(self.clock, float(st["last_ts"]))
 
     def next_due(self) -> float | None:
@@ -333,7 +344,7 @@ class DeliveryDelayMonitor:
             "order_id": e.order_id, "customer_id": e.customer_id, "carrier": e.carrier,
             "region": e.region, "promised_by": None, "eta": None, "created": None,
             "shipped": None, "last_ts": e.ts, "last_status": e.type, "n_scans": 0,
-            "snaps": [], "events": [], "notified": [], "missed": [], "due": e.ts,
+            "snaps": [], "events": [], "notified": [], "missed": [], "due": e.ts, "legs": {},
         }
 
     def _check_missed(self, st: dict[str, Any], now: float) -> list[Finding]:
@@ -354,29 +365,37 @@ class DeliveryDelayMonitor:
         key = _promise_key(promise)
         if key in st["notified"] or key in st["missed"]:
             return []
-        pred = self.model.predict_delivery(st, now)
+        pred = self.model.predict_delivery(st, now, explain=False)
+        if pred.abnormal_silence and st.get("shipped") is not None and not st.get("silent"):
+            st["silent"] = True
+            if self.model.mark_silent(st["carrier"], st["region"], st["order_id"],
+                                      float(st["shipped"])):
+                self._recheck_region(st["carrier"], st["region"], st["order_id"], now)
         eta = st.get("eta")
-        fire = (
-            pred.predicted_ts is not None
-            and pred.predicted_ts > promise + self.margin_s
-            and pred.confidence >= self.min_confidence
-        )
-        silent = pred.silence_s > self.silence_factor * pred.silence_limit_s
+        fire = pred.predicted_ts is not None and pred.confidence >= self.min_confidence
         eta_late = self.trust_eta and eta is not None and eta > promise + self.margin_s
-        if not (fire or silent or eta_late):
+        if not (fire or eta_late):
             return []
+        pred = self.model.predict_delivery(st, now)
         predicted = pred.predicted_ts if pred.predicted_ts is not None else promise
         if eta_late and eta is not None:
             predicted = max(predicted, float(eta))
         evidence = pred.evidence or (f"predicted delivery after the promise by "
                                      f"{(predicted - promise) / HOUR:.0f} h",)
-        confidence = pred.confidence
-        if not fire:
-            confidence = max(confidence, 0.5)
+        confidence = pred.confidence if fire else max(pred.confidence, 0.5)
         st["notified"] = [*st["notified"], key][-MAX_PROMISES:]
         return [DelayPredicted(st["order_id"], st["customer_id"], st["carrier"], st["region"],
                                float(promise), max(predicted, promise), confidence, evidence,
                                now)]
+
+    def _recheck_region(self, carrier: str, region: str, skip: str, now: float) -> None:
+        """A disruption was found: every open order of the carrier-region is due now."""
+        for order_id in sorted(self._by_cr.get(f"{carrier}/{region}", ())):
+            if order_id == skip:
+                continue
+            due = self._index.due_of(order_id)
+            if due is not None and due > now:
+                self._index.schedule(order_id, now)
 
     def _next_due(self, st: dict[str, Any], now: float) -> float:
         due = st["last_ts"] + self.horizon_s
@@ -386,13 +405,16 @@ class DeliveryDelayMonitor:
             if key not in st["notified"] and key not in st["missed"]:
                 if promise > now:
                     due = min(due, promise)
-                    if st.get("shipped") is not None or st["last_status"] != "created":
-                        due = min(due, now + self.recheck_s)
-                    limit = self.model.silence_limit_s(st["carrier"], st["region"],
-                                                       st["last_status"], st["n_scans"])
-                    silent_at = st["last_ts"] + self.silence_factor * limit
-                    if math.isfinite(silent_at) and silent_at > now:
-                        due = min(due, silent_at)
+                    # re-predict more often as the promise nears: the probability of lateness
+                    # of an order that has not moved grows fastest just before the promise
+                    step = min(self.recheck_s, max(self.min_recheck_s, (promise - now) / 4))
+                    due = min(due, now + step)
+                    if not st.get("silent"):
+                        limit = self.model.silence_limit_s(st["carrier"], st["region"],
+                                                           st["last_status"], st["n_scans"])
+                        silent_at = st["last_ts"] + self.model.silence_factor * limit + 1.0
+                        if math.isfinite(silent_at) and silent_at > now:
+                            due = min(due, silent_at)
                 else:
                     due = min(due, now)
         return max(due, now + 1e-3) if due <= now else due
@@ -401,10 +423,13 @@ class DeliveryDelayMonitor:
         st["due"] = self._next_due(st, now)
         self.store[st["order_id"]] = st
         self._index.schedule(st["order_id"], st["due"])
+        self._by_cr.setdefault(f"{st['carrier']}/{st['region']}", set()).add(st["order_id"])
 
     def _drop(self, order_id: str) -> None:
-        self.store.pop(order_id, None)
+        st = self.store.pop(order_id, None)
         self._index.discard(order_id)
+        if st is not None:
+            self._by_cr.get(f"{st['carrier']}/{st['region']}", set()).discard(order_id)
 
     def _deliver(self, st: dict[str, Any], e: DeliveryEvent) -> Delivered:
         shipped = st.get("shipped")

@@ -1,50 +1,58 @@
-"""Online model of delivery transit times per carrier and region (River + running statistics).
+"""Online model of delivery times per carrier and region (running statistics, no training pass).
 
 What is learnt, and from what
 -----------------------------
-* **Remaining time to delivery** from each tracking scan. When an order is delivered, every
-  snapshot of its progress (status, time of the scan, time since shipped, number of scans) becomes
-  one training example with target ``log(hours from that scan to delivery)``. A River linear
-  regression (one-hot carrier, region, carrier/region, status, day-of-week shipped; scaled
-  hour-of-day shipped as sin/cos, hours since shipped, number of scans) learns the residual of
-  that log target around the running per-(carrier, region, status) mean, so the model starts at
-  "typical" and learns the departures from it. The log target makes errors multiplicative and
-  keeps a few very late deliveries from dominating.
-* **Running statistics** (JSON-able :class:`LogStat`: EWMA of log mean and variance after a
-  Welford warm-up) per (carrier, region): transit time shipped -> delivered, gap between scans
-  after each status (for silence detection), remaining time from each status, and the model's
-  residuals (for the prediction spread).
-* **Recent slowness** per (carrier, region): a fast EWMA of ``log(observed gap / usual gap)``
-  over every completed leg (scan to scan), so a carrier-region slowdown shows after a handful of
-  scans, long before the first slow orders are delivered.
+Everything is learnt online from the tracking stream itself, per carrier-region with fallbacks
+(carrier, then all carriers ``*``) while a key has fewer than ``min_samples`` values:
 
-Prediction (:meth:`TransitModel.predict_delivery`): remaining time ``R`` from the last scan is
-log-normal with ``mu = mean(carrier, region, status) + residual model + recent slowness`` and
-``sigma`` = residual spread. Conditioning on the order's own silence so far (``R > now - last
-scan``) gives the predicted delivery (conditional median) and the probability of being late
-(``P(R > promise - last scan | R > silence)``), returned as ``confidence``. Unknown
-carrier-regions fall back to statistics over all carriers and regions (key ``*``).
+* **Transit** ``T`` (shipped -> delivered) of *clean* orders (no failed attempt, no exception):
+  log-normal with a per carrier-region location (:class:`LogStat`) and a spread pooled over all
+  carrier-regions (residuals around the carrier-region's own location).
+* **Empirical distributions** (:class:`Sample`, bounded recent samples) of the legs whose shape
+  matters more than their scale: handling (created -> shipped), the last leg (last
+  ``out_for_delivery`` -> delivered), the remainder after a ``failed_attempt`` and after an
+  ``exception``, and the gaps between scans while in transit (for *abnormal silence*).
+* **Disruptions** per carrier-region: orders that stay silent much longer than the
+  carrier-region's usual longest scan gap (``silence_factor`` times its ``silence_quantile``
+  gap) are marked; once ``cluster_min`` such orders shipped within ``cluster_span_s`` of each
+  other, every order of the carrier-region shipped inside that span (+/- ``cluster_pad_s``) is
+  treated as disrupted: its transit is assumed ``disruption_factor`` times slower.
+* **Recent slowness** per carrier-region (EWMA of ``log(observed gap / usual gap)``), kept as
+  human-readable evidence.
 
-The River model lives in memory (picklable); after a worker restart it relearns from deliveries.
+Prediction (:meth:`TransitModel.predict_delivery`) is the probability of delivery after
+``promised_by`` given everything known *now*, including what has *not* happened yet:
+
+* ``created``: handling ``H`` (conditioned on ``H >`` time since creation) plus transit;
+* ``shipped``/``in_transit``: ``P(T > promise - shipped | not out for delivery yet)`` where "not
+  out for delivery" means ``T - L > now - shipped`` for the last leg ``L``;
+* ``out_for_delivery``/``failed_attempt``/``exception``: the learnt remainder after that status,
+  conditioned on the time already elapsed since it.
+
+The model is in memory (picklable); after a worker restart it relearns from the stream.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from statistics import NormalDist
 from typing import Any
 
-from river import compose, linear_model, optim, preprocessing
-
 HOUR = 3600.0
 _N = NormalDist()
+_SQRT2 = math.sqrt(2.0)
 ANY = "*"
 MAX_SNAPSHOTS = 16
 STATUSES_IN_TRANSIT = ("created", "shipped", "in_transit", "out_for_delivery", "failed_attempt",
                        "exception")
+#: Statuses after which the order moves on by itself (silence is judged on their scan gaps).
+MOVING = ("shipped", "in_transit")
+#: Statuses with their own remainder distribution (time from that scan to delivery).
+LEG_STATUSES = ("out_for_delivery", "failed_attempt", "exception")
 
 
 class LogStat:
@@ -107,14 +115,69 @@ class LogStat:
         return s
 
 
+class Sample:
+    """The most recent ``size`` values of a quantity, kept sorted: empirical quantiles/survival.
+
+    Examples
+    --------
+    >>> s = Sample(size=100)
+    >>> for x in range(1, 11):
+    ...     s.add(float(x))
+    >>> s.quantile(0.5), s.survival(8.0), s.survival(0.0), s.survival(11.0)
+    (6.0, 0.2, 1.0, 0.0)
+    """
+
+    __slots__ = ("_points", "recent", "sorted")
+
+    def __init__(self, size: int = 500) -> None:
+        self.recent: deque[float] = deque(maxlen=size)
+        self.sorted: list[float] = []
+        self._points: dict[int, list[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self.sorted)
+
+    def add(self, x: float) -> None:
+        """Add one value (the oldest is forgotten once ``size`` values are held)."""
+        if self.recent.maxlen is not None and len(self.recent) == self.recent.maxlen:
+            old = self.recent[0]
+            del self.sorted[bisect.bisect_left(self.sorted, old)]
+        self.recent.append(x)
+        bisect.insort(self.sorted, x)
+        self._points.clear()
+
+    def survival(self, x: float) -> float:
+        """Share of values strictly greater than ``x`` (1.0 when empty)."""
+        n = len(self.sorted)
+        return 1.0 if n == 0 else (n - bisect.bisect_right(self.sorted, x)) / n
+
+    def quantile(self, q: float) -> float:
+        """Empirical ``q`` quantile (nearest rank); nan when empty."""
+        n = len(self.sorted)
+        if n == 0:
+            return math.nan
+        return self.sorted[min(n - 1, max(0, int(q * n)))]
+
+    def points(self, k: int) -> list[float]:
+        """``k`` evenly spaced quantiles (mid-points), for averaging over the distribution."""
+        pts = self._points.get(k)
+        if pts is None:
+            n = len(self.sorted)
+            pts = [self.sorted[min(n - 1, int((i + 0.5) * n / k))] for i in range(k)] if n else []
+            self._points[k] = pts
+        return pts
+
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """Outcome of :meth:`TransitModel.predict_delivery`.
 
-    ``predicted_ts`` is the conditional median delivery time (epoch s), ``confidence`` the
+    ``predicted_ts`` is the (conditional) median delivery time (epoch s), ``confidence`` the
     probability (0-1) that delivery comes after ``promised_by`` (0 when no promise or no data),
-    ``silence_s`` the time since the last scan and ``silence_limit_s`` what counts as unusually
-    silent for this carrier-region and status (``inf`` when unknown).
+    ``silence_s`` the time since the last scan and ``silence_limit_s`` the usual upper scan gap
+    of this carrier-region and status (``inf`` when unknown). ``abnormal_silence`` is true when
+    the silence is beyond the model's ``silence_factor`` times that limit and ``disrupted`` when
+    the order is treated as part of a carrier-region disruption.
     """
 
     predicted_ts: float | None
@@ -122,6 +185,8 @@ class Prediction:
     evidence: tuple[str, ...]
     silence_s: float
     silence_limit_s: float
+    abnormal_silence: bool = False
+    disrupted: bool = False
 
 
 def status_key(status: str, n_scans: int) -> str:
@@ -134,29 +199,29 @@ def _fmt_hours(h: float) -> str:
 
 
 class TransitModel:
-    """Online transit-time model per carrier and region.
+    """Online delivery-time model per carrier and region.
 
     Parameters
     ----------
     stat_alpha : float
-        Weight of the long-run running statistics once warm (default 0.01 ~ last 100 values).
+        Weight of the per carrier-region transit location once warm (default 0.02).
     recent_alpha : float
-        Weight of the recent-slowness EWMA per completed leg (default 0.1 ~ last 10 legs).
+        Weight of the recent-slowness EWMA per completed leg (evidence only).
     min_samples : int
-        Values a (carrier, region, status) statistic needs before it is used; below it the
-        statistic over all carriers and regions (``*``) is used.
+        Values a carrier-region statistic needs before it is used (fallback: carrier, then all).
     silence_quantile : float
-        Quantile of the scan-gap distribution that defines the usual silence (default 0.95).
+        Quantile of the in-transit scan gaps that defines the usual longest silence (0.95).
+    silence_factor : float
+        A silence beyond this many times that gap is abnormal (default 1.5).
+    disruption_factor : float
+        Assumed slow-down of the transit of a disrupted order (default 2.0).
+    cluster_min, cluster_span_s, cluster_pad_s
+        A disruption needs ``cluster_min`` abnormally silent orders shipped within
+        ``cluster_span_s`` of each other; it covers their ship times +/- ``cluster_pad_s``.
+    sample_size : int
+        Values kept per empirical distribution.
     min_sigma : float
-        Floor of the log-spread of the predicted remaining time.
-    learning_rate : float
-        SGD learning rate of the River residual regression.
-    use_regression : bool
-        Apply the River residual regression (only while its error beats the running mean's).
-        Default False: on synthetic data it hurt precision badly (it is still trained).
-    slowness_z : float
-        The recent-slowness EWMA counts only beyond this many standard errors of its own noise
-        (so ordinary leg-to-leg variation never shifts predictions).
+        Floor of the pooled log-spread of transit times.
 
     Examples
     --------
@@ -165,8 +230,8 @@ class TransitModel:
     >>> m = TransitModel()
     >>> for i in range(300):
     ...     t0 = i * 3600.0
-    ...     m.observe_delivery("dhl", "north", [("shipped", t0), ("in_transit", t0 + 7200)],
-    ...                        t0 + rng.lognormvariate(math.log(48 * 3600), 0.1))
+    ...     m.observe_delivery("dhl", "north", [("shipped", t0), ("out_for_delivery", t0 + 45 * 3600)],
+    ...                        t0 + rng.lognormvariate(math.log(48 * 3600), 0.1), t0)
     >>> order = {"carrier": "dhl", "region": "north", "shipped": 0.0, "last_ts": 7200.0,
     ...          "last_status": "in_transit", "n_scans": 2, "promised_by": 72 * 3600.0}
     >>> p = m.predict_delivery(order, now=8000.0)
@@ -177,94 +242,96 @@ class TransitModel:
     def __init__(
         self,
         *,
-        stat_alpha: float = 0.01,
+        stat_alpha: float = 0.02,
         recent_alpha: float = 0.1,
-        min_samples: int = 20,
+        min_samples: int = 10,
         silence_quantile: float = 0.95,
+        silence_factor: float = 1.5,
+        disruption_factor: float = 2.5,
+        cluster_min: int = 2,
+        cluster_span_s: float = 12 * HOUR,
+        cluster_pad_s: float = 1 * HOUR,
+        sample_size: int = 400,
         min_sigma: float = 0.05,
-        learning_rate: float = 0.01,
         slowness_z: float = 2.0,
-        use_regression: bool = False,
     ) -> None:
-        self.use_regression = use_regression
         self.stat_alpha = stat_alpha
         self.recent_alpha = recent_alpha
         self.min_samples = min_samples
-        self.silence_z = _N.inv_cdf(silence_quantile)
+        self.silence_quantile = silence_quantile
+        self.silence_factor = silence_factor
+        self.disruption_factor = disruption_factor
+        self.cluster_min = cluster_min
+        self.cluster_span_s = cluster_span_s
+        self.cluster_pad_s = cluster_pad_s
+        self.sample_size = sample_size
         self.min_sigma = min_sigma
-        self.transit: dict[str, LogStat] = {}  # key "carrier/region"
-        self.gap: dict[str, LogStat] = {}  # key "carrier/region/status"
-        self.remaining: dict[str, LogStat] = {}  # key "carrier/region/status"
-        self.residual: dict[str, LogStat] = {}  # key "carrier/region": |model error| stats
-        self.baseline: dict[str, LogStat] = {}  # key "carrier/region": |error| without model
-        self.slowness: dict[str, float] = {}  # key "carrier/region": EWMA log(gap/usual)
-        self.slowness_sq: dict[str, float] = {}  # slow EWMA of its square (noise level)
         self.slowness_z = slowness_z
+        self.transit: dict[str, LogStat] = {}  # "carrier/region", "carrier", "*"
+        self.spread = LogStat(stat_alpha)  # pooled |residual| of log transit (xmean)
+        self.samples: dict[str, Sample] = {}  # "<what>/<key>": handling, last leg, gaps ...
+        self.slowness: dict[str, float] = {}
+        self.slowness_sq: dict[str, float] = {}
+        self.silent: dict[str, dict[str, float]] = {}  # cr -> order id -> shipped ts
+        self.disruptions: dict[str, list[tuple[float, float]]] = {}  # cr -> ship-time spans
         self.n_learnt = 0
-        num = compose.Select("elapsed_h", "n_scans", "hsin", "hcos") | (
-            preprocessing.StandardScaler()
-        )
-        cat = compose.Select("carrier", "region", "cr", "status", "dow") | (
-            preprocessing.OneHotEncoder()
-        )
-        self.regressor = (num + cat) | linear_model.LinearRegression(
-            optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate, l2=0.0
-        )
 
-    # ------------------------------------------------------------------ statistics helpers
-    def _stat(self, table: dict[str, LogStat], key: str) -> LogStat:
-        s = table.get(key)
+    # ------------------------------------------------------------------ helpers
+    def _sample(self, key: str) -> Sample:
+        s = self.samples.get(key)
         if s is None:
-            s = table[key] = LogStat(self.stat_alpha)
+            s = self.samples[key] = Sample(self.sample_size)
         return s
 
-    def _lookup(self, table: dict[str, LogStat], cr: str, status: str | None) -> LogStat | None:
-        """The (carrier/region[/status]) statistic if warm, else the ``*`` one if warm."""
-        for c in (cr, ANY):
-            key = c if status is None else f"{c}/{status}"
-            s = table.get(key)
-            if s is not None and s.n >= self.min_samples:
+    @staticmethod
+    def _keys(carrier: str, region: str) -> tuple[str, str, str]:
+        return f"{carrier}/{region}", carrier, ANY
+
+    def _find_sample(self, what: str, carrier: str, region: str,
+                     need: int | None = None) -> Sample | None:
+        need = self.min_samples if need is None else need
+        for k in self._keys(carrier, region):
+            s = self.samples.get(f"{what}/{k}")
+            if s is not None and len(s) >= need:
                 return s
         return None
 
-    @staticmethod
-    def _features(carrier: str, region: str, status: str, shipped: float | None,
-                  ts: float, n_scans: int) -> dict[str, Any]:
-        base = shipped if shipped is not None and shipped <= ts else ts
-        dt = datetime.fromtimestamp(base, tz=UTC)
-        hour = dt.hour + dt.minute / 60
-        return {
-            "carrier": carrier,
-            "region": region,
-            "cr": f"{carrier}/{region}",
-            "status": status,
-            "dow": str(dt.weekday()),
-            "hsin": math.sin(2 * math.pi * hour / 24),
-            "hcos": math.cos(2 * math.pi * hour / 24),
-            "elapsed_h": (ts - base) / HOUR,
-            "n_scans": n_scans,
-        }
+    def _add(self, what: str, carrier: str, region: str, x: float) -> None:
+        for k in self._keys(carrier, region):
+            self._sample(f"{what}/{k}").add(x)
+
+    def _transit_params(self, carrier: str, region: str) -> tuple[float, float] | None:
+        """(mu, sigma) of log transit hours, or None while nothing is known."""
+        for k in self._keys(carrier, region):
+            s = self.transit.get(k)
+            if s is not None and s.n >= self.min_samples:
+                # mean |error| of a normal = sigma * sqrt(2/pi)
+                pooled = self.spread.xmean * 1.2533 if self.spread.n >= self.min_samples else 0.0
+                sigma = max(pooled if k != ANY else s.std, s.std if k == ANY else 0.0,
+                            self.min_sigma)
+                return s.mean, sigma
+        return None
 
     # ------------------------------------------------------------------ learning
     def observe_scan(self, carrier: str, region: str, prev_status: str, prev_ts: float,
                      ts: float, prev_n_scans: int = 1) -> None:
-        """Learn one completed leg: the gap after ``prev_status`` until the next scan at ``ts``.
-
-        Updates the gap statistics and the recent-slowness EWMA of the carrier-region.
-        """
+        """Learn one completed leg: the gap after ``prev_status`` until the next scan at ``ts``."""
         gap_h = max(ts - prev_ts, 1.0) / HOUR
+        if prev_status == "created":
+            self._add("handling", carrier, region, gap_h)
+            return
+        if prev_status not in MOVING:
+            return
         cr = f"{carrier}/{region}"
-        prev_status = status_key(prev_status, prev_n_scans)
-        usual = self._lookup(self.gap, cr, prev_status)
+        usual = self._find_sample("gap", carrier, region)
         if usual is not None:
-            d = math.log(max(gap_h, 1e-6)) - usual.mean
+            d = math.log(max(gap_h, 1e-6) / max(usual.quantile(0.5), 1e-6))
             d = max(-2.0, min(2.0, d))
             a = self.recent_alpha
             self.slowness[cr] = self.slowness.get(cr, 0.0) + a * (d - self.slowness.get(cr, 0.0))
             sq = self.slowness_sq.get(cr, d * d)
-            self.slowness_sq[cr] = sq + self.stat_alpha * (d * d - sq)
-        self._stat(self.gap, f"{cr}/{prev_status}").update(gap_h)
-        self._stat(self.gap, f"{ANY}/{prev_status}").update(gap_h)
+            self.slowness_sq[cr] = sq + 0.01 * (d * d - sq)
+        self._add("gap", carrier, region, gap_h)
 
     def observe_delivery(self, carrier: str, region: str,
                          snapshots: list[tuple[str, float]] | list[list[Any]],
@@ -280,47 +347,78 @@ class TransitModel:
         shipped : float, optional
             Ship time; defaults to the ts of the ``shipped`` snapshot, if any.
         """
-        cr = f"{carrier}/{region}"
         snaps = [(str(s), float(t)) for s, t in snapshots][-MAX_SNAPSHOTS:]
         if shipped is None:
             shipped = next((t for s, t in snaps if s == "shipped"), None)
-        if shipped is not None and delivered_ts > shipped:
+        statuses = {s for s, _ in snaps}
+        clean = not statuses & {"failed_attempt", "exception"}
+        if shipped is not None and delivered_ts > shipped and clean:
             h = (delivered_ts - shipped) / HOUR
-            self._stat(self.transit, cr).update(h)
-            self._stat(self.transit, ANY).update(h)
-        for i, (status, ts) in enumerate(snaps):
-            if ts > delivered_ts or (shipped is not None and ts < shipped and status != "created"):
-                continue
-            rem_h = max(delivered_ts - ts, 60.0) / HOUR
-            x = self._features(carrier, region, status, shipped, ts, i + 1)
-            skey = status_key(status, i + 1)
-            base = self._lookup(self.remaining, cr, skey)
-            if base is not None:
-                target = math.log(rem_h) - base.mean
-                pred = self.regressor.predict_one(x)
-                for key in (cr, ANY):
-                    self._stat(self.residual, key).update(abs(target - pred) + 1e-3)
-                    self._stat(self.baseline, key).update(abs(target) + 1e-3)
-                self.regressor.learn_one(x, target)
-                self.n_learnt += 1
-            self._stat(self.remaining, f"{cr}/{skey}").update(rem_h)
-            self._stat(self.remaining, f"{ANY}/{skey}").update(rem_h)
+            cr = f"{carrier}/{region}"
+            own = self.transit.get(cr)
+            if own is not None and own.n >= self.min_samples:
+                self.spread.update(abs(math.log(h) - own.mean) + 1e-6)
+            for k in self._keys(carrier, region):
+                stat = self.transit.get(k)
+                if stat is None:
+                    stat = self.transit[k] = LogStat(self.stat_alpha)
+                stat.update(h)
+            self.n_learnt += 1
+        # remainder after the last scan of each leg status
+        last: dict[str, float] = {}
+        for status, t in snaps:
+            if status in LEG_STATUSES and t <= delivered_ts:
+                last[status] = t if status != "exception" else last.get(status, t)
+        for status, t in last.items():
+            self._add(f"rem:{status}", carrier, region, max(delivered_ts - t, 1.0) / HOUR)
+
+    # ------------------------------------------------------------------ disruptions
+    def mark_silent(self, carrier: str, region: str, order_id: str, shipped: float) -> bool:
+        """Record an abnormally silent order; True when this creates or widens a disruption."""
+        cr = f"{carrier}/{region}"
+        marks = self.silent.setdefault(cr, {})
+        if order_id in marks:
+            return False
+        marks[order_id] = shipped
+        # forget marks far older than this one (bounded memory)
+        for oid in [o for o, t in marks.items() if t < shipped - 10 * self.cluster_span_s]:
+            del marks[oid]
+        near = sorted(t for t in marks.values() if abs(t - shipped) <= self.cluster_span_s)
+        if len(near) < self.cluster_min:
+            return False
+        lo, hi = near[0] - self.cluster_pad_s, near[-1] + self.cluster_pad_s
+        spans = self.disruptions.setdefault(cr, [])
+        merged = [(a, b) for a, b in spans if b < lo or a > hi]
+        for a, b in spans:
+            if not (b < lo or a > hi):
+                lo, hi = min(lo, a), max(hi, b)
+        changed = (lo, hi) not in spans
+        spans[:] = sorted([*merged, (lo, hi)])[-16:]
+        return changed
+
+    def is_disrupted(self, carrier: str, region: str, shipped: float | None) -> bool:
+        """Whether an order shipped at ``shipped`` falls in a known disruption of its region."""
+        if shipped is None:
+            return False
+        return any(a <= shipped <= b for a, b in self.disruptions.get(f"{carrier}/{region}", ()))
 
     # ------------------------------------------------------------------ statistics for evidence
     def usual_transit_hours(self, carrier: str, region: str) -> float | None:
         """Typical (median) shipped -> delivered hours of the carrier-region, if known."""
-        s = self._lookup(self.transit, f"{carrier}/{region}", None)
-        return math.exp(s.mean) if s is not None else None
+        p = self._transit_params(carrier, region)
+        return math.exp(p[0]) if p is not None else None
 
     def silence_limit_s(self, carrier: str, region: str, status: str, n_scans: int = 1) -> float:
-        """Usual upper gap (seconds) after ``status`` (``silence_quantile``); inf if unknown."""
-        s = self._lookup(self.gap, f"{carrier}/{region}", status_key(status, n_scans))
+        """Usual upper scan gap (seconds) while in transit; inf if unknown or not moving."""
+        if status not in MOVING:
+            return math.inf
+        s = self._find_sample("gap", carrier, region)
         if s is None:
             return math.inf
-        return math.exp(s.mean + self.silence_z * s.std) * HOUR
+        return s.quantile(self.silence_quantile) * HOUR
 
     def recent_shift(self, carrier: str, region: str) -> float:
-        """Significant recent slowdown in log units (0 when within noise or faster)."""
+        """Significant recent slowdown of scan gaps in log units (0 when within noise)."""
         cr = f"{carrier}/{region}"
         if cr not in self.slowness:
             return 0.0
@@ -329,80 +427,165 @@ class TransitModel:
         return max(self.slowness[cr] - self.slowness_z * noise, 0.0)
 
     def slowness_factor(self, carrier: str, region: str) -> float:
-        """Recent leg durations over usual ones (1.0 = normal, 1.8 = 80 % slower)."""
+        """Recent scan gaps over usual ones (1.0 = normal, 1.8 = 80 % slower)."""
         return math.exp(self.slowness.get(f"{carrier}/{region}", 0.0))
 
     # ------------------------------------------------------------------ prediction
-    def predict_delivery(self, order_state: Mapping[str, Any], now: float) -> Prediction:
-        """Predict the delivery time of an undelivered order at event time ``now``.
+    @staticmethod
+    def _surv_t(mu: float, sigma: float, x_h: float) -> float:
+        if x_h <= 0:
+            return 1.0
+        return 0.5 * math.erfc((math.log(x_h) - mu) / (sigma * _SQRT2))
+
+    def _quant_t(self, mu: float, sigma: float, q: float) -> float:
+        return math.exp(mu + sigma * _N.inv_cdf(min(max(q, 1e-9), 1 - 1e-9)))
+
+    def predict_delivery(self, order_state: Mapping[str, Any], now: float,
+                         explain: bool = True) -> Prediction:
+        """Predict the delivery of an undelivered order at event time ``now``.
 
         Parameters
         ----------
         order_state : Mapping
-            Needs ``carrier``, ``region``, ``last_status``, ``last_ts``; uses ``shipped``,
-            ``n_scans``, ``promised_by``, ``eta`` when present.
+            Needs ``carrier``, ``region``, ``last_status``, ``last_ts``; uses ``created``,
+            ``shipped``, ``n_scans``, ``promised_by``, ``legs`` (status -> ts of the latest
+            ``out_for_delivery``/``failed_attempt``/``exception``), ``order_id`` when present.
         now : float
             Current event time of the delivery stream.
+        explain : bool
+            Build the human-readable ``evidence`` (skip it for a cheap check).
 
         Returns
         -------
         Prediction
-            ``predicted_ts`` None when nothing is known about the carrier-region and status.
+            ``predicted_ts`` None when nothing is known about the order's situation.
         """
         carrier, region = str(order_state["carrier"]), str(order_state["region"])
-        cr = f"{carrier}/{region}"
         status = str(order_state["last_status"])
         last_ts = float(order_state["last_ts"])
         shipped = order_state.get("shipped")
+        created = order_state.get("created")
         promise = order_state.get("promised_by")
         n_scans = int(order_state.get("n_scans", 1))
+        legs: Mapping[str, float] = order_state.get("legs") or {}
         silence = max(now - last_ts, 0.0)
         limit = self.silence_limit_s(carrier, region, status, n_scans)
-        evidence: list[str] = []
-        base = self._lookup(self.remaining, cr, status_key(status, n_scans))
-        if base is None:
-            return Prediction(None, 0.0, (), silence, limit)
-        x = self._features(carrier, region, status, shipped, last_ts, n_scans)
-        rs = self._lookup(self.residual, cr, None)
-        bs = self._lookup(self.baseline, cr, None)
-        # the regression is used only while it beats the plain running mean
-        use_model = (self.use_regression and rs is not None and bs is not None
-                     and rs.xmean < 0.9 * bs.xmean)
-        resid = self.regressor.predict_one(x) if use_model else 0.0
-        resid = max(-0.5, min(0.5, resid))
+        abnormal = math.isfinite(limit) and silence > self.silence_factor * limit
+        disrupted = abnormal or self.is_disrupted(
+            carrier, region, float(shipped) if shipped is not None else None)
+        f = self.disruption_factor if disrupted else 1.0
+        p_h = (float(promise) - now) / HOUR if promise is not None else None
+        result: tuple[float, float] | None = None  # (probability, predicted remaining h)
+        leg = self._leg_status(status, legs)
+        if leg is not None:
+            ts_leg = float(legs.get(leg, last_ts)) if leg == "exception" else last_ts
+            s = self._find_sample(f"rem:{leg}", carrier, region, need=5)
+            if s is not None:  # a disruption slows the line haul, not the last leg
+                result = self._remainder(s, (now - ts_leg) / HOUR, p_h, 1.0)
+        if result is None:
+            tp = self._transit_params(carrier, region)
+            if tp is not None:
+                mu, sigma = tp[0] + math.log(f), tp[1]
+                if shipped is None and status in MOVING:
+                    shipped = last_ts  # ship time unseen: at least this long in transit
+                if shipped is not None:
+                    result = self._in_transit(carrier, region, mu, sigma,
+                                              (now - float(shipped)) / HOUR, p_h)
+                elif created is not None:
+                    result = self._before_shipping(carrier, region, mu, sigma,
+                                                   (now - float(created)) / HOUR, p_h)
+        if result is None:
+            return Prediction(None, 0.0, (), silence, limit, abnormal, disrupted)
+        prob, rem_h = result
+        predicted = now + rem_h * HOUR
+        confidence = min(max(prob, 0.0), 1.0) if promise is not None else 0.0
+        evidence = (self._evidence(order_state, now, silence, limit, abnormal, disrupted)
+                    if explain else ())
+        return Prediction(predicted, confidence, evidence, silence, limit, abnormal, disrupted)
+
+    @staticmethod
+    def _leg_status(status: str, legs: Mapping[str, float]) -> str | None:
+        if status in ("out_for_delivery", "failed_attempt"):
+            return status
+        if "exception" in legs:
+            return "exception"
+        return None
+
+    @staticmethod
+    def _remainder(s: Sample, elapsed_h: float, p_h: float | None,
+                   f: float) -> tuple[float, float] | None:
+        """Remainder distribution after a leg status (scaled by ``f``), given ``elapsed_h``."""
+        e = max(elapsed_h, 0.0) / f
+        base = s.survival(e)
+        if base <= 0.0:  # longer than ever seen: no basis for a probability
+            return None
+        prob = 0.0 if p_h is None else s.survival(e + max(p_h, 0.0) / f) / base
+        # conditional median of the remainder
+        q = 1.0 - 0.5 * base
+        rem = max(s.quantile(q) * f - max(elapsed_h, 0.0), 0.0)
+        return prob, rem
+
+    def _in_transit(self, carrier: str, region: str, mu: float, sigma: float,
+                    elapsed_h: float, p_h: float | None) -> tuple[float, float]:
+        """Shipped, not out for delivery yet: ``T - L > elapsed`` for the last leg ``L``."""
+        last = self._find_sample("rem:out_for_delivery", carrier, region, need=5)
+        ls = last.points(8) if last is not None else [0.0]
+        den = 0.0
+        num = 0.0
+        for x in ls:
+            lo = elapsed_h + x
+            sd = self._surv_t(mu, sigma, lo)
+            den += sd
+            if p_h is not None:
+                num += self._surv_t(mu, sigma, max(lo, elapsed_h + p_h))
+        if den <= 1e-12:  # far beyond every plausible transit: certainly late if not yet due
+            return (1.0 if p_h is not None and p_h > 0 else 0.0), max(ls)
+        lo = elapsed_h + (last.quantile(0.5) if last is not None else 0.0)
+        q = 1.0 - 0.5 * self._surv_t(mu, sigma, lo)
+        rem = max(self._quant_t(mu, sigma, q) - elapsed_h, 0.0)
+        return num / den, rem
+
+    def _before_shipping(self, carrier: str, region: str, mu: float, sigma: float,
+                         elapsed_h: float, p_h: float | None) -> tuple[float, float]:
+        """Not shipped yet: handling (longer than ``elapsed_h``) plus transit."""
+        hs = self._find_sample("handling", carrier, region)
+        pts = [x for x in (hs.points(20) if hs is not None else []) if x > elapsed_h]
+        if not pts:
+            pts = [elapsed_h]
+        waits = [h - elapsed_h for h in pts]
+        prob = 0.0
+        if p_h is not None:
+            prob = sum(self._surv_t(mu, sigma, p_h - w) for w in waits) / len(waits)
+        rem = sorted(waits)[len(waits) // 2] + math.exp(mu)
+        return prob, rem
+
+    def _evidence(self, st: Mapping[str, Any], now: float, silence: float, limit: float,
+                  abnormal: bool, disrupted: bool) -> tuple[str, ...]:
+        carrier, region = str(st["carrier"]), str(st["region"])
+        cr = f"{carrier}/{region}"
+        status = str(st["last_status"])
+        out: list[str] = []
+        if abnormal:
+            out.append(f"no scan for {_fmt_hours(silence / HOUR)} after {status} "
+                       f"({cr} usually scans within {_fmt_hours(limit / HOUR)})")
+        elif disrupted:
+            out.append(f"{cr}: other orders shipped at the same time went silent "
+                       f"(carrier disruption)")
         slow = self.recent_shift(carrier, region)
-        mu = base.mean + resid + slow
-        err = (rs if use_model else bs) if rs is not None else None
-        # mean |error| of a normal = sigma * sqrt(2/pi)
-        sigma = max(err.xmean * 1.2533 if err is not None else base.std, self.min_sigma)
-        # condition on R > silence (hours)
-        u = silence / HOUR
-        z_u = (math.log(u) - mu) / sigma if u > 0 else -math.inf
-        surv_u = 1.0 - _N.cdf(z_u) if u > 0 else 1.0
-        surv_u = max(surv_u, 1e-12)
-        q = 1.0 - 0.5 * surv_u
-        med_h = math.exp(mu + sigma * _N.inv_cdf(min(max(q, 1e-12), 1 - 1e-12)))
-        predicted = last_ts + med_h * HOUR
-        eta = order_state.get("eta")
-        confidence = 0.0
-        if promise is not None:
-            p_h = (float(promise) - last_ts) / HOUR
-            late = 1.0 - _N.cdf((math.log(p_h) - mu) / sigma) if p_h > u else surv_u
-            confidence = late / surv_u
-            confidence = min(max(confidence, 0.0), 1.0)
-        # evidence, human-readable
-        if math.isfinite(limit) and silence > limit:
-            evidence.append(f"no scan for {_fmt_hours(u)} after {status} "
-                            f"({cr} usually scans within {_fmt_hours(limit / HOUR)})")
-        usual = self.usual_transit_hours(carrier, region)
         if slow > 0.0:
-            raw = self.slowness[cr]
-            extra = (f", ~{_fmt_hours(usual * (math.exp(raw) - 1))} slow per order"
-                     if usual is not None else "")
-            evidence.append(f"{cr} scans running {math.exp(raw):.1f}x slower than usual{extra}")
+            out.append(f"{cr} scans running {self.slowness_factor(carrier, region):.1f}x "
+                       f"slower than usual")
+        usual = self.usual_transit_hours(carrier, region)
+        shipped = st.get("shipped")
         if shipped is not None and usual is not None and now - float(shipped) > usual * HOUR:
-            evidence.append(f"in transit {_fmt_hours((now - float(shipped)) / HOUR)}, "
-                            f"usual {_fmt_hours(usual)}")
+            out.append(f"in transit {_fmt_hours((now - float(shipped)) / HOUR)}, "
+                       f"usual {_fmt_hours(usual)}")
+        legs = st.get("legs") or {}
+        if "exception" in legs:
+            out.append("the carrier reported an exception")
+        if status == "failed_attempt":
+            out.append("a delivery attempt failed")
+        eta, promise = st.get("eta"), st.get("promised_by")
         if eta is not None and promise is not None and float(eta) > float(promise):
-            evidence.append("carrier ETA is after the promised time")
-        return Prediction(predicted, confidence, tuple(evidence), silence, limit)
+            out.append("carrier ETA is after the promised time")
+        return tuple(out)
