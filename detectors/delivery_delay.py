@@ -8,15 +8,17 @@ are due, so an idle order costs nothing.
 
 When an order is notified (``DelayPredicted``, once per order and ``promised_by`` value)
 ---------------------------------------------------------------------------------------------
-Before ``promised_by`` passes, at every scan of the order and every ``recheck_s`` of event time,
-the :class:`~detectors.transit_model.TransitModel` predicts the delivery time. The order is
-notified when
+Before ``promised_by`` passes, at every scan of the order and at re-checks that get denser as
+the promise nears (every ``recheck_s`` far from it, a quarter of the time left when closer, at
+least ``min_recheck_s`` apart), the :class:`~detectors.transit_model.TransitModel` gives the
+probability that the order is delivered after ``promised_by`` given what has (not) happened so
+far. The order is notified when
 
-1. the predicted delivery is later than ``promised_by + margin_s`` **and** the probability of
-   being late is at least ``min_confidence``; or
-2. the order has been silent (no scan) for more than ``silence_factor`` times the usual upper
-   gap (95th percentile) of its carrier-region after its last status; or
-3. ``trust_eta`` and the carrier's own ``eta`` is later than ``promised_by + margin_s``.
+1. that probability is at least ``min_confidence``; an order silent for much longer than its
+   carrier-region's usual longest scan gap, or shipped in the same window as several such
+   orders (a carrier-region disruption), is predicted with a slower transit; when a disruption
+   is found every open order of the carrier-region is re-checked at once; or
+2. ``trust_eta`` and the carrier's own ``eta`` is later than ``promised_by + margin_s``.
 
 A new ``promised_by`` (on a later ``created``/``shipped``/scan event) is a new promise and may be
 notified again (new id). When ``promised_by`` passes with the order undelivered and never
@@ -200,13 +202,16 @@ class DeliveryDelayMonitor:
     model : TransitModel or None
         The transit model (a fresh one by default).
     margin_s : float
-        Predicted delivery must exceed ``promised_by`` by this much (default 2 h).
+        The carrier ETA must exceed ``promised_by`` by this much (rule 2, default 2 h).
     min_confidence : float
-        Minimum probability of lateness for rule 1 (default 0.7).
-    silence_factor : float
-        Rule 2 fires after this many times the usual upper scan gap (default 3).
+        Minimum probability of lateness for rule 1 (default 0.93).
+    silence_factor : float or None
+        Overrides the model's ``silence_factor`` (abnormal silence = this many times the usual
+        longest scan gap); None keeps the model's (1.5).
     recheck_s : float
-        Event-time interval between re-predictions of an open order (default 2 h).
+        Longest event-time interval between re-predictions of an open order (default 4 h).
+    min_recheck_s : float
+        Shortest such interval, used just before the promise (default 10 min).
     horizon_s : float
         Undelivered orders are dropped this long after their last event (default 21 days).
     trust_eta : bool
