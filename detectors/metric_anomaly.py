@@ -213,14 +213,14 @@ class MetricAnomalyDetector:
         grace_period: int = 150,
         alpha: float = 0.1,
         scale_alpha: float = 0.02,
-        window: int = 1000,
+        window: int = 2000,
         short_window: int = 10,
         history: int = 1000,
         alert_score: float = 0.5,
         suppress: int = 200,
         damping: float = 0.2,
         season_warmup: int = 20,
-        tolerance: float = 0.05,
+        tolerance: float = 0.03,
         range_window: int = 5000,
     ) -> None:
         self.grace_period = grace_period
