@@ -153,7 +153,8 @@ class MetricAnomalyDetector:
     variance over ``history`` steps) of that same short mean; ``-log10`` of the Gaussian tail
     is squashed to [0, 1), with 0.5 at a 1e-4 tail. A *spatial* rule (also from Numenta's NAB
     detector) scores at least 0.5 whenever the value leaves the range of the last
-    ``range_window`` values by more than ``tolerance`` times that range.
+    ``range_window`` values by more than ``tolerance`` times that range with a jump away from
+    the level (not by following a trend).
 
     Once a score reaches ``alert_score``, likelihood scores of the next ``suppress`` steps are
     multiplied by ``damping``: one incident gives one early, sharp detection instead of a
@@ -187,6 +188,9 @@ class MetricAnomalyDetector:
         Margin, as a fraction of the recent range, beyond which a value is a spatial anomaly.
     range_window
         Number of recent values defining that range.
+    spatial_gate
+        The spatial rule applies only when the residual view is at least this surprised
+        (0.5 = four residual scales from the level), so a steady trend does not keep firing.
 
     Examples
     --------
@@ -222,6 +226,7 @@ class MetricAnomalyDetector:
         season_warmup: int = 20,
         tolerance: float = 0.03,
         range_window: int = 5000,
+        spatial_gate: float = 0.5,
     ) -> None:
         self.grace_period = grace_period
         self.alpha = alpha
@@ -235,6 +240,7 @@ class MetricAnomalyDetector:
         self.season_warmup = season_warmup
         self.tolerance = tolerance
         self.range_window = range_window
+        self.spatial_gate = spatial_gate
 
         self._n = 0
         self._level = stats.EWMean(fading_factor=alpha)
@@ -280,6 +286,9 @@ class MetricAnomalyDetector:
         """Leaving the recent range by a margin scores in [0.5, 1), growing with the distance."""
         bounds = self._range.bounds()
         if bounds is None or bounds[1] <= bounds[0]:
+            return 0.0
+        # A trend sets new extremes all the time, but close to the level: only a jump counts.
+        if self._distance(x, self._level.get(), self._mad.get()) < self.spatial_gate:
             return 0.0
         lo, hi = bounds
         margin = (hi - lo) * self.tolerance
