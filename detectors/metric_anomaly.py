@@ -223,7 +223,7 @@ class MetricAnomalyDetector:
         alert_score: float = 0.5,
         suppress: int = 200,
         damping: float = 0.2,
-        season_warmup: int = 20,
+        season_warmup: int = 40,
         tolerance: float = 0.03,
         range_window: int = 5000,
         spatial_gate: float = 0.5,
