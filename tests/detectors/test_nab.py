@@ -152,3 +152,50 @@ def test_run_and_score_a_small_corpus(tmp_path: Path, capsys: pytest.CaptureFixt
     printed = capsys.readouterr().out
     assert "standard" in printed
     assert "reward_low_FN" in printed
+
+
+NAB_ROOT = Path(__file__).resolve().parents[3] / "shared" / "nab"
+needs_nab = pytest.mark.skipif(not (NAB_ROOT / "data").is_dir(), reason="shared/nab not present")
+
+
+def _score_corpus(make_scorer: object) -> dict:
+    windows = nab.load_windows(NAB_ROOT / "labels" / "combined_windows.json")
+    files = []
+    for key in sorted(windows):
+        score = make_scorer()  # type: ignore[operator]
+        times, scores = [], []
+        with (NAB_ROOT / "data" / key).open() as fh:
+            for row in csv.DictReader(fh):
+                t = nab.parse_time(row["timestamp"])
+                times.append(t)
+                scores.append(score(float(row["value"]), t))
+        files.append(prepare_file(key, times, scores, windows[key]))
+    return nab.score_parts(files)
+
+
+@pytest.mark.slow
+@needs_nab
+def test_scorer_reproduces_the_published_river_sad_figure() -> None:
+    """REFERENCE.md: River's StandardAbsoluteDeviation on the raw value scores 40.6."""
+    from river import anomaly
+
+    def make() -> object:
+        model = anomaly.StandardAbsoluteDeviation()
+
+        def score(x: float, t: float) -> float:
+            s = model.score_one(None, x)
+            model.learn_one(None, x)
+            return s / (1.0 + s)
+
+        return score
+
+    assert _score_corpus(make)["standard"]["score"] == pytest.approx(40.6, abs=0.05)
+
+
+@pytest.mark.slow
+@needs_nab
+def test_detector_beats_the_target_on_nab() -> None:
+    from detectors import MetricAnomalyDetector
+
+    report = _score_corpus(lambda: MetricAnomalyDetector().update)
+    assert report["standard"]["score"] >= 60.0
