@@ -12,6 +12,8 @@ from collections import deque
 
 from river import stats
 
+from detectors.exceptions import DetectorError
+
 __all__ = ["MetricAnomalyDetector"]
 
 _SQRT2 = math.sqrt(2.0)
@@ -192,6 +194,11 @@ class MetricAnomalyDetector:
         The spatial rule applies only when the residual view is at least this surprised
         (0.5 = four residual scales from the level), so a steady trend does not keep firing.
 
+    Raises
+    ------
+    DetectorError
+        When a value is not finite (NaN or infinite); the caller decides how to fill gaps.
+
     Examples
     --------
     >>> import math
@@ -301,6 +308,8 @@ class MetricAnomalyDetector:
 
     def _assess(self, x: float, t: float | None) -> tuple[float, float, float]:
         """(raw surprise, short mean, score) of ``x``; changes no state."""
+        if not math.isfinite(x):  # one NaN would corrupt the sorted windows for good
+            raise DetectorError(f"MetricAnomalyDetector needs finite values, got {x!r}")
         raw = self._raw_surprise(x, t)
         short, nlog = self._likelihood.assess(raw)
         if self._n < self.grace_period:

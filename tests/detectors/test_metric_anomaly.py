@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from detectors import MetricAnomalyDetector
+from detectors import DetectorError, MetricAnomalyDetector
 
 T0 = 1_600_000_000.0  # a Sunday; 5-minute steps below
 STEP = 300.0
@@ -154,3 +154,16 @@ def test_constructor_stores_parameters_under_their_names() -> None:
     detector = MetricAnomalyDetector(grace_period=7, alpha=0.2, suppress=9, tolerance=0.1)
     assert (detector.grace_period, detector.alpha, detector.suppress) == (7, 0.2, 9)
     assert detector.tolerance == 0.1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_values_are_rejected_without_corrupting_state(bad: float) -> None:
+    detector = MetricAnomalyDetector()
+    for v in noisy(300, seed=15):
+        detector.update(v)
+    before = detector.score_one(10.0)
+    with pytest.raises(DetectorError):
+        detector.update(bad)
+    with pytest.raises(DetectorError):
+        detector.score_one(bad)
+    assert detector.score_one(10.0) == before
