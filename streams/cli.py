@@ -101,6 +101,7 @@ def simulate(
     """Produce realistic, seeded traffic on the three input topics."""
     from streams.sim_producer import run_simulation
     from streams.simulator import SimulationConfig
+    from streams.topics import client_config
 
     settings = get_settings()
     config = SimulationConfig.from_cli(
@@ -112,11 +113,14 @@ def simulate(
         bootstrap_servers=settings.bootstrap_servers,
         topics=_input_topics(settings),
         speedup=speedup,
-        rate=rate,
+        rate=None,  # the config already averages --rate; a hard cap would clip the daily peaks
         batch_size=batch_size,
         truth_path=truth,
+        producer_config=client_config(settings),
     )
     typer.echo(json.dumps(stats, indent=2, default=str))
+    if stats["delivery_failures"] or stats["undelivered"]:
+        raise typer.Exit(1)
 
 
 def _start_time(start: str | None, span: float) -> float | None:
