@@ -18,13 +18,13 @@ Complaint spikes
 
     Only complaints reach the complaint series, so the contacts here are complaints
     (``complaint_probability=1``, no surveys) and only ``contact_opened`` messages are fed:
-    the series see exactly the traffic they would see in a full mix at a quarter of the cost.
+    the complaint series see the same kind of traffic as in a full mix at a quarter of the cost.
 
     Why spikes are in the daytime: a 3x spike of a reason at 0.5/min (night) adds ~5
     complaints in 5 minutes; no test that keeps false alerts under one per day can see that
     within 5 minutes (a Poisson CUSUM with an in-control run length of one day needs ~11
     minutes on average), so the 5-minute target is only meaningful for baselines of about
-    1.5/min and more.
+    2/min and more (1.5/min: a 3x spike is seen within 5 minutes ~60% of the time).
 
 Rage-click storm, error storm
     Two seeds, 6 hours of clickstream (08:00-14:00 UTC) with one storm of each kind on
