@@ -266,9 +266,13 @@ class DeliveryDelayMonitor:
 
     # ------------------------------------------------------------------ public API
     def process(self, event: DeliveryEvent) -> list[Finding]:
-        """Apply one delivery event; return the findings it causes (in order)."""
-        self.clock = max(self.clock, event.ts)
-        now = self.clock
+        """Apply one delivery event; return the findings it causes (in order).
+
+        The order is judged as of the event's own time. Only :meth:`advance` moves the
+        monitor's clock: with several partitions the caller passes the watermark there, so an
+        order is never judged against a partition that ran ahead of its own.
+        """
+        now = event.ts
         st = self.store.get(event.order_id)
         out: list[Finding] = []
         if st is None:

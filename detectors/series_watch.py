@@ -316,6 +316,7 @@ class SeriesWatcher:
         self.late_events = 0
         self.dropped_series = 0
         self._series: dict[str, _Series] = {}
+        self._first_step: int | None = None  # the first step this watcher saw: it watches from then on
         self._unit = "/min" if step_s == 60 else f"/{step_s:g}s"
 
     # -- input -----------------------------------------------------------------------------
@@ -335,6 +336,8 @@ class SeriesWatcher:
         """
         s = self._series.get(series)
         k = int(ts // self.step_s)
+        if self._first_step is None:
+            self._first_step = k
         if s is None:
             if len(self._series) >= self.max_series:
                 self.dropped_series += 1
@@ -367,6 +370,12 @@ class SeriesWatcher:
             unit=self._unit if kind == "count" else "",
         )
         s = _Series(name, labels, kind, k, self.detector_factory(), tracker, spec, self.windows[-1])
+        if kind == "count" and self._first_step is not None and k > self._first_step:
+            # Watched since _first_step without an event: those steps were zeros. Start warm on
+            # that history instead of spending the first warmup_steps (often the very incident
+            # that created the series) blind, learning the incident as the baseline.
+            s.steps = s.base_n = min(k - self._first_step, self.warmup_steps)
+            s.baseline = 0.0
         self._series[name] = s
         return s
 

@@ -16,7 +16,7 @@ from detectors.customer_signal import CustomerSignal
 from detectors.frustration_score import FrustrationScore
 from detectors.notification_policy import NotificationPolicy
 from schemas import cloudevents as ce
-from streams.event_time import EventClock
+from streams.event_time import Watermark
 from streams.pipeline import Context, Outputs
 
 NOTIFICATION_SHORT_TYPES = {t: t.rsplit(".", 1)[-1] for t in ce.NOTIFICATION_TYPES}
@@ -31,7 +31,7 @@ class CustomersHandler:
         s = ctx.settings
         self.ctx = ctx
         self.metrics = ctx.metrics
-        self.event_clock = EventClock(s.late_grace_seconds)
+        self.event_clock = Watermark(s.late_grace_seconds, s.idle_partition_seconds)
         self.scores = FrustrationScore(
             half_life_s=s.frustration_half_life_seconds,
             threshold=s.frustration_threshold,
@@ -60,7 +60,7 @@ class CustomersHandler:
             return out
         candidates: list[dict[str, Any]] = []
         for signal in signals:
-            self.event_clock.observe(signal.ts)
+            self.event_clock.observe(signal.ts, partition)
             crossed = self.scores.observe(signal)
             if crossed is not None:
                 self.metrics.frustration_scores_over_threshold.inc()
@@ -86,7 +86,7 @@ class CustomersHandler:
 
     def _expire(self) -> None:
         # The policy's expiry scans its store: once per event-time hour is plenty.
-        now = self.event_clock.now
+        now = self.event_clock.advance()
         if now >= self._next_expiry:
             self._next_expiry = now + 3600.0
             self.policy.expire(now)

@@ -1,10 +1,11 @@
 """Event time: the stream clock, lateness, and rolling windows over the events' own ``ts``.
 
-Nothing here reads the wall clock, so a replay at 100x speed produces the same numbers as
-live traffic. The clock of a stream is the newest ``ts`` seen on it by this worker; an
-event older than ``clock - grace`` is *late*: it still counts in the monotonic counters
-(they have no window), but the rolling windows it would belong to may already have been
-reported, so it is counted in ``cxpulse_events_late_total`` and left out of them.
+No outcome here depends on the wall clock, so a replay at 100x speed produces the same
+numbers as live traffic. Each partition's clock is the newest ``ts`` seen on it; an event
+older than its partition's clock minus the grace period is *late*: it still counts in the
+monotonic counters (they have no window), but the rolling windows and detector steps it
+would belong to may already have closed, so it is counted in ``cxpulse_events_late_total``
+and left out of them. The stream's clock is the watermark: the minimum over live partitions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 
 class EventClock:
-    """The event-time clock of one stream on one worker.
+    """The event-time clock of one partition (:class:`Watermark` combines partitions).
 
     >>> clock = EventClock(grace_s=60)
     >>> clock.observe(1000.0), clock.observe(990.0), clock.observe(900.0)
@@ -35,6 +36,64 @@ class EventClock:
             self.now = ts
             return False
         return ts < self.now - self.grace_s
+
+
+class Watermark:
+    """The event-time clock of one stream on one worker, over the partitions it owns.
+
+    Each partition keeps its own clock (lateness is judged against it), and the stream's
+    ``now`` is the *minimum* over the partitions that are live: when a worker catches up on a
+    backlog, Kafka hands it partitions in uneven chunks, and a maximum would let one partition
+    that ran ahead close windows and declare orders silent for the partitions still behind.
+    A partition that has delivered nothing for ``idle_s`` seconds of processing time is left
+    out, so an idle partition cannot stall the stream (wall time decides liveness only, never
+    an outcome).
+
+    >>> mark = Watermark(grace_s=60, idle_s=30, clock=lambda: 0.0)
+    >>> mark.observe(1000.0, partition=0), mark.observe(400.0, partition=1)
+    (False, False)
+    >>> mark.advance()  # partition 1 is behind: nothing after 400 may close yet
+    400.0
+    >>> mark.observe(900.0, partition=0)  # late for partition 0
+    True
+    """
+
+    def __init__(self, grace_s: float = 120.0, idle_s: float = 30.0, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.grace_s = grace_s
+        self.idle_s = idle_s
+        self._wall = clock or time.monotonic
+        self._clocks: dict[int | None, EventClock] = {}
+        self._seen: dict[int | None, float] = {}
+        self.now = float("-inf")
+
+    def observe(self, ts: float, partition: int | None = None) -> bool:
+        """Record an event of ``partition``; True when it is late for that partition."""
+        clock = self._clocks.get(partition)
+        if clock is None:
+            clock = self._clocks[partition] = EventClock(self.grace_s)
+        self._seen[partition] = self._wall()
+        return clock.observe(ts)
+
+    def advance(self) -> float:
+        """Recompute ``now`` from the live partitions (call once per message)."""
+        if len(self._clocks) == 1:
+            (clock,) = self._clocks.values()
+            self.now = clock.now
+            return self.now
+        horizon = self._wall() - self.idle_s
+        live = [c.now for p, c in self._clocks.items() if self._seen[p] >= horizon]
+        candidate = min(live) if live else max(c.now for c in self._clocks.values())
+        # The stream's clock never runs backwards (a partition newly assigned may start behind).
+        if candidate > self.now:
+            self.now = candidate
+        return self.now
+
+    def forget(self, partition: int | None) -> None:
+        """A partition was revoked: it no longer holds the watermark back."""
+        self._clocks.pop(partition, None)
+        self._seen.pop(partition, None)
 
 
 @dataclass(slots=True)
@@ -117,7 +176,7 @@ class RollingWindow:
         return self.total / count if count else math.nan
 
 
-def mean_reader(window: RollingWindow, clock: EventClock) -> Callable[[], float]:
+def mean_reader(window: RollingWindow, clock: EventClock | Watermark) -> Callable[[], float]:
     """A scrape-time reader of a window's mean, slid to the stream's clock first.
 
     Gauges read this way cost nothing per event (``Gauge.set_function``).

@@ -20,7 +20,7 @@ import orjson
 from detectors.customer_signal import CustomerSignal
 from schemas import Event, Rejection, Stream, parse_message
 from streams.dedup import Deduplicator
-from streams.event_time import EventClock
+from streams.event_time import Watermark
 from streams.labels import LabelCap, RouteNormalizer, parse_route_patterns
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -142,7 +142,7 @@ class StreamHandler:
         self.metrics = ctx.metrics
         settings = ctx.settings
         self.source_topic: str = getattr(settings, self.source_topic_setting)
-        self.event_clock = EventClock(settings.late_grace_seconds)
+        self.event_clock = Watermark(settings.late_grace_seconds, settings.idle_partition_seconds)
         self.dedup = Deduplicator(settings.dedup_horizon_seconds, settings.dedup_max_ids)
         name = self.stream.value
         # Bound label children once: .labels() per event is the hottest cost in the loop.
@@ -175,7 +175,7 @@ class StreamHandler:
             if self.dedup.is_duplicate(event.event_id, event.ts):
                 self._duplicates.inc()
                 continue
-            late = self.event_clock.observe(event.ts)
+            late = self.event_clock.observe(event.ts, partition)
             if late:
                 self._late.inc()
             counter = self._by_type.get(event.type)
@@ -186,7 +186,7 @@ class StreamHandler:
             newest = event.ts if newest is None or event.ts > newest else newest
         if newest is not None:
             self._delay.observe(max(0.0, self.ctx.clock() - newest))
-            self.on_clock(self.event_clock.now, out)
+            self.on_clock(self.event_clock.advance(), out)
         if out.signals:
             out.flush_signals()
         return out

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
             "(still in the counters, left out of closed windows)."
         ),
     )
+    idle_partition_seconds: float = Field(
+        30.0,
+        description=(
+            "A partition silent this long (processing time) stops holding back the stream's "
+            "event-time watermark; liveness only, never an outcome."
+        ),
+    )
     window_seconds: float = Field(
         3600.0, description="Length of the rolling event-time window behind the *_rolling gauges."
     )
@@ -114,7 +121,7 @@ class Settings(BaseSettings):
     detractor_nps_max: int = Field(6, description="NPS at or below this is a detractor.")
     detractor_ces_min: int = Field(6, description="CES at or above this is a detractor.")
     delay_margin_seconds: float = Field(
-        7200.0, description="A predicted delivery this much past promised_by triggers delivery_delayed."
+        7200.0, description="A carrier ETA this much past promised_by triggers delivery_delayed."
     )
     frustration_half_life_seconds: float = Field(6 * 3600.0, description="Half-life of the frustration score.")
     frustration_threshold: float = Field(8.0, description="Score that triggers frustration_outreach.")

@@ -30,11 +30,10 @@ Rage-click storm, error storm
     Two seeds, 6 hours of clickstream (08:00-14:00 UTC) with one storm of each kind on
     different pages: a ``cx.alert.rage_click_storm`` for the storm's page (route template
     ``/products/:id``) and a ``cx.alert.metric_anomaly`` for client errors on the error storm's
-    page, each within 5 minutes; at most 2 false alerts per run. A third run pins a known gap
-    (strict xfail): a rage storm on a page that never had a rage click before (``/checkout``
-    without natural rage bursts) is not alerted, because the page's series is created by the
-    storm itself and spends the storm in warm-up. With natural rage bursts on, the same gap
-    hits /checkout in 1 of 4 seeds and /login in 2 of 4 (3 h of traffic before the storm).
+    page, each within 5 minutes; at most 2 false alerts per run. A third run checks a rage
+    storm on a page that never had a rage click before (``/checkout`` without natural rage
+    bursts): its series is born with the storm, so the watcher must count the steps it already
+    watched as zeros instead of spending the storm in warm-up.
 
 Replay determinism
     The same input through fresh handlers twice gives the same alert CloudEvents (ids and
@@ -359,11 +358,6 @@ def test_rage_click_and_error_storms(results):
     assert false_total <= 2 * len(results["storms"]), "\n".join(lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SeriesWatcher: a count series born at the storm's first rage click is in warm-up (60 steps) for the "
-    "whole storm, so a page's first rage clicks never alert (watched pages with earlier rage clicks do)",
-)
 def test_rage_storm_on_a_page_without_earlier_rage_clicks(results):
     run = results["cold_storm"]
     (rage,) = run["incidents"]

@@ -55,3 +55,21 @@ def test_reader_of_an_unstarted_stream_is_nan_not_an_error():
     from streams.event_time import mean_reader
 
     assert math.isnan(mean_reader(RollingWindow(), EventClock())())
+
+
+def test_watermark_waits_for_the_slowest_live_partition_and_skips_idle_ones():
+    from streams.event_time import Watermark
+
+    wall = [0.0]
+    mark = Watermark(grace_s=60, idle_s=30, clock=lambda: wall[0])
+    mark.observe(5000.0, partition=0)
+    mark.observe(100.0, partition=1)
+    assert mark.advance() == 100.0
+    assert not mark.observe(200.0, partition=1)  # not late: judged against its own partition
+    assert mark.advance() == 200.0
+    wall[0] = 31.0  # partition 1 has gone quiet: it no longer holds the stream back
+    mark.observe(5001.0, partition=0)
+    assert mark.advance() == 5001.0
+    wall[0] = 32.0
+    mark.observe(300.0, partition=1)  # back, but behind: the watermark never runs backwards
+    assert mark.advance() == 5001.0
