@@ -291,6 +291,7 @@ class SimulationConfig:
     natural_rage_probability: float = 0.002
     dead_click_probability: float = 0.02
     error_probability: float = 0.01
+    error_click_probability: float = 0.003
     survey_probability: float = 0.3
     late_contact_probability: float = 0.4
     delivery_warmup_seconds: float = 5 * DAY
@@ -717,6 +718,14 @@ class Simulation:
                                 round(y + uni(-3, 3), 1), False)
                 else:
                     yield click(t, page, sel, text, x, y, rnd() < cfg.dead_click_probability)
+                    # The click's action fails in front of the user: an error click.
+                    failing = any(inc.start <= t < inc.end and template == inc.params["page"]
+                                  for inc in errors)
+                    if rnd() < (0.3 if failing else cfg.error_click_probability):
+                        t += uni(0.1, 0.8)
+                        out = ev(t, "error", page)
+                        out[1].event["message"] = "HTTP 500: the action could not be completed"
+                        yield out
                 last_click_t = t
             if storm is not None and rnd() < storm.params["share"]:
                 t = max(t + uni(1.5, 6.0), last_click_t + 1.6)

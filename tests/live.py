@@ -19,13 +19,14 @@ from streams.simulator import Incident, SimulationConfig
 from tests.kafka_harness import WorkerProcess, isolated_settings, produce, sample, start_worker
 
 HOUR = 3600.0
-SPAN = 2 * 24 * HOUR
+SPAN = 38 * HOUR  # Monday 00:00 to Tuesday 14:00 UTC: the input ends in the daytime
 LIVE_INCIDENTS = (
     "carrier_delay:carrier=dhl,region=north,at=4h,duration=14h,factor=2.5",
     "rage_click_storm:page=/checkout,element=button#place-order,at=20h,duration=20m",
     "error_storm:page=/cart,at=26h,duration=20m",
-    # Still running when the input ends, so its episode is open while Prometheus watches.
-    "complaint_spike:reason=billing,at=2855m,duration=40m,factor=5",
+    # Daytime, and still running when the input ends: its episode is open while Prometheus
+    # evaluates the ComplaintSpike rule.
+    "complaint_spike:reason=delivery,at=2250m,duration=45m,factor=6",
 )
 MALFORMED = (b"{not json", b'{"event_id": "x", "ts": "2024-01-01T00:00:00Z", "type": "teleport"}', b"[]")
 
@@ -35,7 +36,7 @@ def live_config(seed: int = 11) -> SimulationConfig:
         seed=seed,
         sim_seconds=SPAN,
         events_per_sim_second=0.6,
-        mix={"clickstream": 0.7, "contacts": 0.12, "deliveries": 0.18},
+        mix={"clickstream": 0.6, "contacts": 0.25, "deliveries": 0.15},
         n_customers=5000,
         incidents=tuple(Incident.parse(i) for i in LIVE_INCIDENTS),
     )

@@ -10,8 +10,6 @@ import time
 import urllib.parse
 import urllib.request
 
-import pytest
-
 from grafana.queries import all_panel_queries
 
 #: How long to keep asking: recording rules need two scrapes and one evaluation after start.
@@ -30,25 +28,17 @@ def _query(prometheus_url: str, expr: str) -> tuple[str, list]:
     return "", payload["data"]["result"]
 
 
-@pytest.fixture
-def pipeline(request: pytest.FixtureRequest):
-    try:
-        return request.getfixturevalue("live_pipeline")
-    except pytest.FixtureLookupError:
-        pytest.skip("fixture live_pipeline is not provided by tests/conftest.py yet")
-
-
-def test_every_panel_query_returns_data(pipeline) -> None:
+def test_every_panel_query_returns_data(live_pipeline) -> None:
     queries = all_panel_queries()
     assert queries
-    with urllib.request.urlopen(pipeline.metrics_url, timeout=10) as resp:
+    with urllib.request.urlopen(live_pipeline.metrics_url, timeout=10) as resp:
         assert b"cxpulse_events_total" in resp.read()
     pending = {(board, panel, expr) for board, panel, expr in queries}
     errors: dict[tuple[str, str, str], str] = {}
     deadline = time.monotonic() + DEADLINE_SECONDS
     while pending and time.monotonic() < deadline:
         for key in sorted(pending):
-            error, result = _query(pipeline.prometheus_url, key[2])
+            error, result = _query(live_pipeline.prometheus_url, key[2])
             if error:
                 errors[key] = error
                 pending.discard(key)

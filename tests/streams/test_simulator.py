@@ -205,7 +205,7 @@ def test_rage_click_storm_visible(short: tuple[list[SimEvent], dict[str, Any]]) 
     during = sum(1 for t in on_target if inc["start"] <= t < inc["end"])
     outside = len(on_target) - during
     assert during >= 15, during
-    assert during == inc["bursts"]
+    assert inc["bursts"] <= during <= inc["bursts"] + 2  # a natural burst may land in the window
     assert outside <= 2
     sessions = {b["session_id"] for b in tr["rage_bursts"] if inc["start"] <= b["ts"] < inc["end"]}
     assert len(sessions) >= 10
