@@ -40,13 +40,13 @@ class ContactsHandler(StreamHandler):
             settings.detractor_csat_max, settings.detractor_nps_max, settings.detractor_ces_min
         )
         m = self.metrics
-        for window, gauge in (
+        for rolling, gauge in (
             (self.csat, m.csat_rolling),
             (self.ces, m.ces_rolling),
             (self.nps, m.nps_rolling),
             (self.fcr, m.fcr_rolling),
         ):
-            gauge.set_function(mean_reader(window, self.event_clock))
+            gauge.set_function(mean_reader(rolling, self.event_clock))
         # contact_id -> (opened ts, channel, reason): resolution time and detractor context.
         self.open_contacts: OrderedDict[str, tuple[float, str, str]] = OrderedDict()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from typing import Any
 
 import orjson
 
@@ -53,8 +54,9 @@ def tail_topic(settings: Settings, what: str, from_beginning: bool = False, limi
             msg = consumer.poll(1.0)
             if msg is None or msg.error():
                 continue
-            headers = dict(msg.headers() or [])
-            print(format_record(what, msg.value(), headers), flush=True)
+            pairs: list[tuple[str, Any]] = list(msg.headers() or [])  # type: ignore[arg-type]
+            headers = {key: value for key, value in pairs if isinstance(value, bytes)}
+            print(format_record(what, msg.value() or b"", headers), flush=True)
             shown += 1
     except KeyboardInterrupt:
         pass

@@ -34,9 +34,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-def client_config(settings: Settings) -> dict[str, str]:
+def client_config(settings: Settings) -> dict[str, str | int | float | bool]:
     """librdkafka (confluent-kafka) settings from cxpulse settings, security included."""
-    config = {"bootstrap.servers": settings.bootstrap_servers, "security.protocol": settings.security_protocol}
+    config: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "security.protocol": settings.security_protocol,
+    }
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism
     if settings.sasl_username:

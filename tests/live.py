@@ -96,7 +96,7 @@ def start_live_pipeline(bootstrap: str, root: Path) -> LivePipeline:
             "clickstream": settings.topic_clickstream,
             "contacts": settings.topic_contacts,
             "deliveries": settings.topic_deliveries,
-        },  # fmt: skip
+        },
         batch_size=5,
         progress=False,
         truth_path=truth_path,

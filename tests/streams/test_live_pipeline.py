@@ -1,14 +1,23 @@
-"""Quick look at the live pipeline (the fixture is shared with the board and alert tests)."""
+"""What the live pipeline (simulator -> Kafka -> worker) produced, seen from /metrics."""
 
 from __future__ import annotations
 
-import time
-
+from schemas import cloudevents as ce
 from tests.kafka_harness import sample
+from tests.live import MALFORMED
 
 
-def test_live_pipeline_smoke(live_pipeline):
+def test_every_notification_type_flows_and_rejects_are_counted(live_pipeline):
     m = live_pipeline.worker.scrape()
-    print({k: v for k, v in m.items() if k[0].startswith(("cxpulse_alerts", "cxpulse_notifications", "cxpulse_rage", "cxpulse_deliveries", "cxpulse_delivery_delays"))})
-    assert sample(m, "cxpulse_events_total", stream="clickstream", type="click") > 0
-    time.sleep(1)
+    for event_type in ce.NOTIFICATION_TYPES:
+        short = event_type.rsplit(".", 1)[-1]
+        assert sample(m, "cxpulse_notifications_total", type=short) > 0, short
+    for stream in ("clickstream", "contacts", "deliveries"):
+        rejected = sum(
+            v for (name, labels), v in m.items()
+            if name == "cxpulse_events_rejected_total" and dict(labels)["stream"] == stream
+        )  # fmt: skip
+        assert rejected == len(MALFORMED)
+    for kind in ("rage_clicks", "error_clicks", "dead_clicks"):
+        assert sum(v for (name, _), v in m.items() if name == f"cxpulse_{kind}_total") > 0, kind
+    assert sample(m, "cxpulse_delivery_delays_predicted_total", carrier="dhl", region="north") > 0
