@@ -18,6 +18,8 @@ kafka_cli = typer.Typer(help="The local Apache Kafka broker (KRaft, single node)
 topics_cli = typer.Typer(help="cxpulse topics.", no_args_is_help=True)
 cli.add_typer(kafka_cli, name="kafka")
 cli.add_typer(topics_cli, name="topics")
+grafana_cli = typer.Typer(help="Grafana boards as code.", no_args_is_help=True)
+cli.add_typer(grafana_cli, name="grafana")
 
 
 def _broker():
@@ -182,6 +184,34 @@ def demo(
     from streams.demo import run_demo
 
     run_demo(get_settings(), rate=rate, speedup=speedup)
+
+
+@grafana_cli.command("generate")
+def grafana_generate(
+    out: Annotated[Path | None, typer.Option(help="Folder for the JSON (default grafana/dashboards).")] = None,
+) -> None:
+    """Regenerate the dashboards' JSON from grafana/dashboards.py."""
+    from grafana.generate import DASHBOARDS_DIR
+    from grafana.generate import main as generate
+
+    for path in generate(out or DASHBOARDS_DIR):
+        typer.echo(str(path))
+
+
+@grafana_cli.command("push")
+def grafana_push(
+    url: Annotated[str, typer.Option(help="Grafana base URL, e.g. http://grafana:3000.")],
+    token: Annotated[str, typer.Option(help="Service-account token (Editor or Admin).", envvar="GRAFANA_TOKEN")],
+    prometheus_url: Annotated[
+        str | None, typer.Option(help="Also create/update the cxpulse Prometheus datasource with this URL.")
+    ] = None,
+) -> None:
+    """Upload the boards (and optionally the datasource) to an existing Grafana."""
+    from grafana.generate import DASHBOARDS_DIR
+    from grafana.push import push
+
+    result = push(url, token, DASHBOARDS_DIR, prometheus_url=prometheus_url)
+    typer.echo(json.dumps(result, indent=2, default=str))
 
 
 def main() -> None:

@@ -1,0 +1,28 @@
+"""`make bench`: every benchmark, one after the other, figures printed (no assertions).
+
+Each benchmark reports medians of repeated runs; the worker-versus-ceiling ratio is measured
+in one run on the same broker, so it is the figure to compare across machines.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHMARKS = (
+    ("frustration signals, metric detector, series watcher, handler paths", ["-m", "bench.bench_detectors"]),
+    ("metric anomaly detector (updates/s per series)", ["-m", "bench.bench_detectors_metric"]),
+    ("worker end to end vs raw consumer ceiling (real Kafka)", ["-m", "bench.bench_pipeline"]),
+)
+
+
+def main() -> int:
+    failed = 0
+    for title, args in BENCHMARKS:
+        print(f"\n=== {title}", flush=True)
+        failed += subprocess.run([sys.executable, *args]).returncode != 0
+    return failed
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
