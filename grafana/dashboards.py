@@ -918,7 +918,7 @@ def all_dashboards() -> dict[str, dm.Dashboard]:
         built = make().build()
         next_id = 1
         for panel in built.panels or []:
-            panel.id_val = next_id  # type: ignore[union-attr]
+            panel.id_val = next_id
             next_id += 1
         out[stem] = built
     return out
