@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from schemas.parsing import parse_timestamp
+
 #: Namespace of the uuid5 ids (fixed forever: changing it changes every id).
 CXPULSE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://cxpulse.dev/")
 
@@ -130,15 +132,12 @@ def rfc3339(ts: float) -> str:
 
 
 def parse_rfc3339(value: str) -> float:
-    """Parse an RFC 3339 timestamp to epoch seconds.
+    """Parse an RFC 3339 timestamp to epoch seconds (the wire parser's own rule).
 
     >>> parse_rfc3339("1970-01-01T00:00:01.250Z")
     1.25
     """
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    if dt.tzinfo is None:
-        raise ValueError(f"timestamp without offset: {value!r}")
-    return dt.timestamp()
+    return parse_timestamp(value)
 
 
 def make_cloudevent(

@@ -94,7 +94,13 @@ def _model_fields(stream: Stream) -> frozenset[str]:
 
 
 def parse_timestamp(value: str) -> float:
-    """RFC 3339 with an explicit offset to epoch seconds; ``ValueError`` otherwise."""
+    """RFC 3339 with an explicit offset to epoch seconds; ``ValueError`` otherwise.
+
+    >>> parse_timestamp("1970-01-01T00:00:01.250z")
+    1.25
+    """
+    if value.endswith("z"):  # RFC 3339 allows a lower-case zone designator
+        value = value[:-1] + "Z"
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError(f"timestamp {value!r} has no UTC offset")

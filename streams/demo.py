@@ -19,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
-from streams.kafka_runtime import KafkaBroker, port_open
+from streams.kafka_runtime import KafkaBroker
+from streams.localproc import port_open
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import create_topics
 

@@ -9,12 +9,10 @@ project-local folder; a pid file makes ``start`` idempotent and ``stop`` exact.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -23,6 +21,7 @@ from pathlib import Path
 from string import Template
 
 from streams.exceptions import KafkaRuntimeError
+from streams.localproc import pid_alive, port_open, signal_group
 from streams.settings import PROJECT_ROOT
 
 KAFKA_DIR = PROJECT_ROOT / "deploy" / "kafka"
@@ -76,18 +75,6 @@ def install() -> Path:
         raise KafkaRuntimeError(f"Maven could not resolve Kafka:\n{proc.stdout[-4000:]}{proc.stderr[-2000:]}")
     marker.write_text("ok\n")
     return target
-
-
-def port_open(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -208,13 +195,13 @@ class KafkaBroker:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        _signal_group(pid, signal.SIGTERM)
+        signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and pid_alive(pid):
             time.sleep(0.2)
-        if _alive(pid):
-            _signal_group(pid, signal.SIGKILL)
-            while _alive(pid):
+        if pid_alive(pid):
+            signal_group(pid, signal.SIGKILL)
+            while pid_alive(pid):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True
@@ -224,25 +211,3 @@ def _base64_uuid() -> str:
     import base64
 
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap if it is our child
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)

@@ -33,7 +33,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -43,6 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from streams.localproc import free_port as free_port  # re-exported: callers use ops.free_port
+from streams.localproc import pid_alive, port_open, signal_group
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = PROJECT_ROOT / "deploy" / "prometheus"
@@ -103,7 +105,7 @@ class ManagedProcess:
     def running(self) -> bool:
         if self.popen is not None:
             return self.popen.poll() is None
-        return _pid_alive(self.pid)
+        return pid_alive(self.pid)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -171,38 +173,10 @@ def _apt_install(packages: Sequence[str]) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def free_port(host: str = DEFAULT_HOST) -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def _default_data_dir(name: str) -> Path:
     from streams.settings import get_settings
 
     return Path(get_settings().data_dir) / name
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still "exists"; treat it as dead.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
 
 
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -233,7 +207,7 @@ def wait_ready(proc: ManagedProcess, timeout: float = 30.0) -> None:
 def _spawn(
     name: str, argv: list[str], *, host: str, port: int, data_dir: Path, config_path: Path
 ) -> ManagedProcess:
-    if _port_in_use(host, port):
+    if port_open(host, port):
         raise OpsError(f"{host}:{port} is already in use; pick another port for {name}")
     log_path = data_dir / f"{name}.log"
     with open(log_path, "ab") as log:
@@ -485,13 +459,13 @@ def stop(target: ManagedProcess | Path | str, timeout: float = 10.0) -> bool:
         stopped = True
         if proc.popen is None and not _is_our_process(proc):
             raise OpsError(f"pid {proc.pid} in {proc.pid_file} is not a {proc.name} process")
-        _signal_group(proc.pid, signal.SIGTERM)
+        signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while proc.running() and time.monotonic() < deadline:
             _reap(proc)
             time.sleep(0.05)
         if proc.running():
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             while proc.running() and time.monotonic() < deadline + 5:
                 _reap(proc)
                 time.sleep(0.05)
@@ -508,16 +482,6 @@ def _is_our_process(proc: ManagedProcess) -> bool:
     except OSError:
         return True  # no /proc: trust the pid file
     return str(proc.data_dir) in cmdline
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)  # start_new_session=True: the pgid is the pid
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
 
 
 def _reap(proc: ManagedProcess) -> None:

@@ -25,7 +25,7 @@ import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.kafka_runtime import free_port
+from streams.localproc import free_port
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import create_topics
 
