@@ -26,10 +26,12 @@ from streams.topics import create_topics
 
 #: Incidents at event-time offsets (hours), once the detectors have warmed up.
 DEMO_INCIDENTS = (
-    "complaint_spike:reason=billing,at=3h,duration=20m,factor=5",
-    "rage_click_storm:at=4h,duration=15m",
-    "error_storm:at=5h,duration=15m",
-    "carrier_delay:at=2h,duration=6h",
+    # Event time runs 60x faster than the clock, so an incident must last hours of event time
+    # to outlast the alert rules' `for:` durations (minutes of wall time).
+    "carrier_delay:at=2h,duration=8h",
+    "complaint_spike:reason=delivery,at=3h,duration=5h,factor=5",
+    "rage_click_storm:page=/checkout,at=9h,duration=5h",
+    "error_storm:page=/cart,at=15h,duration=5h",
 )
 PAGER_PORT = 9095
 
@@ -133,7 +135,7 @@ def run_demo(settings: Settings, rate: float = 300.0, speedup: float = 60.0) -> 
         cleanup.append(("Prometheus", lambda: ops.stop(prometheus)))
 
         simulator = _spawn(
-            ["simulate", "--rate", str(rate), "--speedup", str(speedup), "--duration", str(24 * 3600),
+            ["simulate", "--rate", str(rate), "--speedup", str(speedup), "--duration", str(4 * 3600),
              "--start", "now", "--seed", "1", *(arg for i in DEMO_INCIDENTS for arg in ("--incident", i))],
             "simulator.log", settings,
         )  # fmt: skip
@@ -174,8 +176,8 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
 def _print_where_to_look(settings: Settings, metrics_url: str, speedup: float) -> None:
     prom = f"http://127.0.0.1:{settings.prometheus_port}"
     queries = [
-        "cxpulse:csat:mean5m", "sum by (reason) (rate(cxpulse_complaints_total[1m]))",
-        "sum by (page) (rate(cxpulse_rage_clicks_total[1m]))", "cxpulse_anomaly_score",
+        "cxpulse:csat_score:mean_rate15m", "sum by (reason) (rate(cxpulse_complaints_total[1m]))",
+        "sum by (page) (rate(cxpulse_rage_clicks_total[1m]))", "cxpulse_alerts_active",
     ]  # fmt: skip
     graph = (
         prom
@@ -191,7 +193,8 @@ cxpulse demo is running (event time runs {speedup:.0f}x faster than the clock).
   notifications    .venv/bin/cxpulse tail notifications   (in another terminal)
   anomaly alerts   .venv/bin/cxpulse tail alerts
   logs             {settings.data_dir}/worker.log, simulator.log
-Incidents are injected from about 2 minutes on; pages from Alertmanager print below.
+Incidents: carrier delay from ~2 min, complaint spike ~3 min, rage-click storm ~9 min,
+error storm ~15 min. Pages from Alertmanager print below.
 Ctrl-C stops everything.
 """,
         flush=True,
