@@ -108,6 +108,18 @@ def higher_is_better(bad: float, target: float) -> dashboard.ThresholdsConfig:
     return _thresholds([(None, "red"), (bad, "yellow"), (target, "green")])
 
 
+
+def on_time_by_carrier_region(t: dict[str, float]) -> timeseries.Panel:
+    """The on-time ratio per carrier and region: on the scorecard and the deliveries board."""
+    return ts(
+        "On-time delivery by carrier and region",
+        [Q(f"cxpulse:deliveries_on_time:ratio_rate30m{{{CARRIER},{REGION}}}", "{{carrier}} / {{region}}")],
+        unit="percentunit",
+        min_val=0,
+        max_val=1,
+        thresholds=higher_is_better(t["on_time_alert"], t["on_time"]),
+    )
+
 def lower_is_better(target: float, bad: float) -> dashboard.ThresholdsConfig:
     """Green under ``target``, yellow under ``bad``, red at or over ``bad``."""
     return _thresholds([(None, "green"), (target, "yellow"), (bad, "red")])
@@ -372,19 +384,7 @@ def scorecard() -> dashboard.Dashboard:
             thresholds=higher_is_better(t["nps_alert"], t["nps"]),
             description="NPS over the last hour of answers.",
         ),
-        ts(
-            "On-time delivery by carrier and region",
-            [
-                Q(
-                    f"cxpulse:deliveries_on_time:ratio_rate30m{{{CARRIER},{REGION}}}",
-                    "{{carrier}} / {{region}}",
-                )
-            ],
-            unit="percentunit",
-            min_val=0,
-            max_val=1,
-            thresholds=higher_is_better(t["on_time_alert"], t["on_time"]),
-        ),
+        on_time_by_carrier_region(t),
         ts(
             "Complaints by reason (per hour)",
             [
@@ -643,19 +643,7 @@ def deliveries() -> dashboard.Dashboard:
             thresholds=lower_is_better(1, 5),
             description="Orders whose promise passed with no delay notification.",
         ),
-        ts(
-            "On-time delivery by carrier and region",
-            [
-                Q(
-                    f"cxpulse:deliveries_on_time:ratio_rate30m{{{CARRIER},{REGION}}}",
-                    "{{carrier}} / {{region}}",
-                )
-            ],
-            unit="percentunit",
-            min_val=0,
-            max_val=1,
-            thresholds=higher_is_better(t["on_time_alert"], t["on_time"]),
-        ),
+        on_time_by_carrier_region(t),
         bars(
             "On-time now by carrier and region",
             [
