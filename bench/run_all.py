@@ -12,6 +12,7 @@ import sys
 BENCHMARKS = (
     ("frustration signals, metric detector, series watcher, handler paths", ["-m", "bench.bench_detectors"]),
     ("metric anomaly detector (updates/s per series)", ["-m", "bench.bench_detectors_metric"]),
+    ("delay notification lead time: monitor vs oracle", ["-m", "bench.bench_delay_lead"]),
     ("worker end to end vs raw consumer ceiling (real Kafka)", ["-m", "bench.bench_pipeline"]),
 )
 

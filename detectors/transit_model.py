@@ -7,7 +7,11 @@ Everything is learnt online from the tracking stream itself, per carrier-region 
 
 * **Transit** ``T`` (shipped -> delivered) of *clean* orders (no failed attempt, no exception):
   log-normal with a per carrier-region location (:class:`LogStat`) and a spread pooled over all
-  carrier-regions (residuals around the carrier-region's own location).
+  carrier-regions (residuals around the carrier-region's own location). Once it has learnt
+  ``regression_warmup`` orders, a River regression
+  (:class:`~detectors.transit_regression.TransitRegressor`) corrects the location for the
+  weekday and hour the order shipped and its carrier's weekday, and its own residuals give the
+  spread (``regression=False`` turns it off).
 * **Empirical distributions** (:class:`Sample`, bounded recent samples) of the legs whose shape
   matters more than their scale: handling (created -> shipped), the last leg (last
   ``out_for_delivery`` -> delivered), the remainder after a ``failed_attempt`` and after an
@@ -41,6 +45,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
+
+from detectors.transit_regression import TransitRegressor
 
 HOUR = 3600.0
 _N = NormalDist()
@@ -222,6 +228,13 @@ class TransitModel:
         Values kept per empirical distribution.
     min_sigma : float
         Floor of the pooled log-spread of transit times.
+    slowness_z : float
+        Recent slowness counts as evidence beyond this many noise standard deviations.
+    regression : bool
+        Learn transit times with the River regression and use it once warm (default True).
+    regression_warmup : int
+        Delivered orders the regression learns before it is used (per-lane statistics until
+        then).
 
     Examples
     --------
@@ -254,6 +267,8 @@ class TransitModel:
         sample_size: int = 400,
         min_sigma: float = 0.05,
         slowness_z: float = 2.0,
+        regression: bool = True,
+        regression_warmup: int = 200,
     ) -> None:
         self.stat_alpha = stat_alpha
         self.recent_alpha = recent_alpha
@@ -267,6 +282,10 @@ class TransitModel:
         self.sample_size = sample_size
         self.min_sigma = min_sigma
         self.slowness_z = slowness_z
+        self.regression = regression
+        self.regression_warmup = regression_warmup
+        self.regressor = (TransitRegressor(warmup=regression_warmup, min_sigma=min_sigma)
+                          if regression else None)
         self.transit: dict[str, LogStat] = {}  # "carrier/region", "carrier", "*"
         self.spread = LogStat(stat_alpha)  # pooled |residual| of log transit (xmean)
         self.samples: dict[str, Sample] = {}  # "<what>/<key>": handling, last leg, gaps ...
@@ -300,8 +319,21 @@ class TransitModel:
         for k in self._keys(carrier, region):
             self._sample(f"{what}/{k}").add(x)
 
-    def _transit_params(self, carrier: str, region: str) -> tuple[float, float] | None:
-        """(mu, sigma) of log transit hours, or None while nothing is known."""
+    def _transit_params(self, carrier: str, region: str,
+                        shipped: float | None = None) -> tuple[float, float] | None:
+        """(mu, sigma) of log transit hours of an order shipped at ``shipped`` (None: unknown)."""
+        lane = self._lane_params(carrier, region)
+        if lane is None or self.regressor is None or shipped is None:
+            return lane
+        learnt = self.regressor.predict_one(carrier, shipped)
+        if learnt is None:
+            return lane
+        # the regression's residuals come from orders delivered so far, which under-represent
+        # the slow ones still in transit (right-censoring): never narrower than the lane spread
+        return lane[0] + learnt[0], max(learnt[1], lane[1])
+
+    def _lane_params(self, carrier: str, region: str) -> tuple[float, float] | None:
+        """(mu, sigma) of log transit hours from the lane statistics alone."""
         for k in self._keys(carrier, region):
             s = self.transit.get(k)
             if s is not None and s.n >= self.min_samples:
@@ -358,6 +390,9 @@ class TransitModel:
             own = self.transit.get(cr)
             if own is not None and own.n >= self.min_samples:
                 self.spread.update(abs(math.log(h) - own.mean) + 1e-6)
+            lane = self._lane_params(carrier, region)
+            if self.regressor is not None and lane is not None:
+                self.regressor.learn_one(carrier, shipped, math.log(h) - lane[0])
             for k in self._keys(carrier, region):
                 stat = self.transit.get(k)
                 if stat is None:
@@ -483,11 +518,13 @@ class TransitModel:
             if s is not None:  # a disruption slows the line haul, not the last leg
                 result = self._remainder(s, (now - ts_leg) / HOUR, p_h, 1.0)
         if result is None:
-            tp = self._transit_params(carrier, region)
+            if shipped is None and status in MOVING:
+                shipped = last_ts  # ship time unseen: at least this long in transit
+            # not shipped yet: the regression's features of an order shipping now
+            ship_ts = float(shipped) if shipped is not None else now
+            tp = self._transit_params(carrier, region, ship_ts)
             if tp is not None:
                 mu, sigma = tp[0] + math.log(f), tp[1]
-                if shipped is None and status in MOVING:
-                    shipped = last_ts  # ship time unseen: at least this long in transit
                 if shipped is not None:
                     result = self._in_transit(carrier, region, mu, sigma,
                                               (now - float(shipped)) / HOUR, p_h)

@@ -10,6 +10,7 @@ from detectors.delivery_delay import (
     Finding,
     PromiseMissed,
 )
+from detectors.transit_model import TransitModel
 from schemas import DeliveryEvent, Stream
 from streams.event_time import RollingWindow, mean_reader
 from streams.pipeline import Context, Outputs, StreamHandler
@@ -23,7 +24,13 @@ class DeliveriesHandler(StreamHandler):
         super().__init__(ctx)
         # Order state lives in the "orders" store (a changelogged Faust table in the worker),
         # so a restarted worker resumes every order where it was.
-        self.delays = DeliveryDelayMonitor(ctx.store("orders"), margin_s=ctx.settings.delay_margin_seconds)
+        settings = ctx.settings
+        self.delays = DeliveryDelayMonitor(
+            ctx.store("orders"),
+            TransitModel(regression=settings.transit_regression),
+            margin_s=settings.delay_margin_seconds,
+            min_confidence=settings.delay_min_confidence,
+        )
         self.on_time: dict[tuple[str, str], RollingWindow] = {}
         self.metrics.orders_open.set_function(lambda: len(self.delays.store))
         self.monitor = ctx.series_monitor("/cxpulse/deliveries", step_s=ctx.settings.delivery_alert_step_seconds)

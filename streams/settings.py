@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     delay_margin_seconds: float = Field(
         7200.0, description="A carrier ETA this much past promised_by triggers delivery_delayed."
     )
+    delay_min_confidence: float = Field(
+        0.96, ge=0.5, le=1.0,
+        description="Probability of missing promised_by at which delivery_delayed goes out.",
+    )
+    transit_regression: bool = Field(
+        True, description="Correct transit times by ship weekday/hour with River's regression.",
+    )
     frustration_half_life_seconds: float = Field(6 * 3600.0, description="Half-life of the frustration score.")
     frustration_threshold: float = Field(8.0, description="Score that triggers frustration_outreach.")
     notification_cooldown_seconds: float = Field(86400.0, description="Per customer and type.")

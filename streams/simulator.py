@@ -17,7 +17,14 @@ Shape of the traffic:
   unresolved contacts often come back; a few frequent contacters;
 * deliveries: created -> shipped -> in_transit scans -> out_for_delivery -> delivered over
   days, per carrier/region transit times, ~90-95% on time, occasional failed attempts and
-  exceptions; customers of late orders sometimes contact support about the order.
+  exceptions.
+* contacts about an order follow what its customer can see: a few ask about a fresh order
+  before it ships (address change, cancellation: ``order_query_probability``), some chase when
+  the tracking page has shown no new scan for ``stale_tracking_hours``
+  (``stale_contact_probability``), many chase once the promised date has passed undelivered
+  (``late_contact_probability``), and spontaneous delivery contacts sometimes concern an
+  already delivered order (damaged, missing item). Nobody asks "where is my order" about an
+  order whose tracking looks normal and whose promise has not passed.
 
 Warm-up: orders (``delivery_warmup_seconds``), sessions and contacts start before ``start``,
 so a run begins in steady state; events before ``start`` are generated but never emitted.
@@ -293,7 +300,14 @@ class SimulationConfig:
     error_probability: float = 0.01
     error_click_probability: float = 0.003
     survey_probability: float = 0.3
+    #: Share of late orders whose customer contacts support 2-36 h after the promise passed.
     late_contact_probability: float = 0.4
+    #: Share of orders whose customer contacts support about them before they ship.
+    order_query_probability: float = 0.03
+    #: Tracking without a new scan for this long prompts some customers to chase...
+    stale_tracking_hours: float = 24.0
+    #: ... this share of them, within the next 12 h unless a scan comes first.
+    stale_contact_probability: float = 0.3
     delivery_warmup_seconds: float = 5 * DAY
     #: Sessions and contacts also start before ``start`` so the run begins in steady state
     #: (events before ``start`` are generated but not emitted).
@@ -478,7 +492,7 @@ class Simulation:
         self.planned_bursts: list[dict[str, Any]] = []
         self.order_info: dict[str, dict[str, Any]] = {}
         self.affected_orders: dict[int, list[str]] = {}
-        self._recent_orders: list[tuple[str, str]] = []
+        self._delivered_orders: list[tuple[str, str]] = []
         self._setup_rates()
         self._started = False
 
@@ -788,8 +802,8 @@ class Simulation:
         if reason is None:
             reason = cfg.reasons[bisect(self._reason_cum, rnd() * self._reason_total)]
         if (reason == "delivery" and order_id is None and customer is None
-                and self._recent_orders and rnd() < 0.5):
-            order_id, customer = self._recent_orders[rng.randrange(len(self._recent_orders))]
+                and self._delivered_orders and rnd() < 0.5):
+            order_id, customer = self._delivered_orders[rng.randrange(len(self._delivered_orders))]
         if customer is None:
             customer = self._customer()
         if channel is None:
@@ -920,13 +934,13 @@ class Simulation:
         if arrive > promise and rnd() < cfg.late_contact_probability:
             when = promise + uni(2 * HOUR, 36 * HOUR)
             if when >= start:
-                self._spawn(self._late_contact(when, customer, order_id))
+                self._spawn(self._order_contact(when, customer, order_id))
+        if rnd() < cfg.order_query_probability:
+            when = uni(created, shipped)
+            if when >= start:
+                self._spawn(self._order_contact(when, customer, order_id, complaint=False))
         if arrive < start:  # a warm-up order that was over before the run: nothing to emit
             return
-        if created >= start:
-            self._recent_orders.append((order_id, customer))
-            if len(self._recent_orders) > 2000:
-                del self._recent_orders[:1000]
         steps: list[tuple[float, str]] = [(created, "created"), (shipped, "shipped")]
         last_ofd = first_ofd if failed else ofd
         scan = shipped + uni(*scan_gap)
@@ -943,6 +957,7 @@ class Simulation:
             steps.append((first_arrive, "failed_attempt"))
         steps.append((ofd, "out_for_delivery"))
         steps.append((arrive, "delivered"))
+        self._chase_stale_tracking(steps, customer, order_id)
         eid = self._eid
         promised_text = ""
         for when, status in steps:
@@ -958,10 +973,31 @@ class Simulation:
                 promised_text = promised_text or format_ts(promise)
                 body["promised_by"] = promised_text
             yield ts, SimEvent("deliveries", order_id, body, ts)
+        # delivered: from now on spontaneous delivery contacts may ask about it
+        if created >= start:
+            self._delivered_orders.append((order_id, customer))
+            if len(self._delivered_orders) > 2000:
+                del self._delivered_orders[:1000]
 
-    def _late_contact(self, t: float, customer: str, order_id: str) -> _Process:
+    def _chase_stale_tracking(self, steps: list[tuple[float, str]], customer: str,
+                              order_id: str) -> None:
+        """Some customers chase when the tracking page shows no new scan for a long time."""
+        cfg = self.config
+        stale = cfg.stale_tracking_hours * HOUR
+        for (prev, _), (nxt, _) in itertools.pairwise(steps[1:]):  # from shipped on
+            if nxt - prev > stale:
+                if self.rng.random() < cfg.stale_contact_probability:
+                    when = prev + stale + self.rng.uniform(0.0, min(nxt - prev - stale, 12 * HOUR))
+                    if when >= self.start:
+                        self._spawn(self._order_contact(when, customer, order_id))
+                return
+
+    def _order_contact(self, t: float, customer: str, order_id: str,
+                       complaint: bool | None = None) -> _Process:
         yield t, None
-        self._spawn(self._contact(t, customer, "delivery", self.rng.random() < 0.6, order_id))
+        if complaint is None:
+            complaint = self.rng.random() < 0.6
+        self._spawn(self._contact(t, customer, "delivery", complaint, order_id))
 
 
 # --------------------------------------------------------------------------------------------

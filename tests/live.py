@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 from streams import ops
+from streams.app import LAG_INTERVAL_S
 from streams.settings import Settings
 from streams.sim_producer import run_simulation
 from streams.simulator import Incident, SimulationConfig
@@ -111,6 +113,17 @@ def start_live_pipeline(bootstrap: str, root: Path) -> LivePipeline:
         lambda m: all(sample(m, "cxpulse_messages_total", stream=s) >= n for s, n in expected.items()),
         timeout=900,
         what="the worker to process the simulated traffic",
+    )
+    # The last input produced candidates on cx.signals; let the customers agent drain them
+    # (a lag report taken after they were produced says 0 on every partition).
+    time.sleep(LAG_INTERVAL_S + 1.0)
+    worker.wait_for(
+        lambda m: all(
+            sample(m, "cxpulse_consumer_lag_messages", topic=settings.topic_signals, partition=str(p)) == 0
+            for p in range(settings.partitions)
+        ),
+        timeout=300,
+        what="the customers agent to drain cx.signals",
     )
     pipeline = LivePipeline(
         settings, worker, f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}",

@@ -196,3 +196,28 @@ def test_rebuild_index_resumes_from_store() -> None:
     assert [type(f).__name__ for f in mon2.advance(11 * H)] == ["PromiseMissed"]
     mon2.advance(30 * 86400.0)
     assert store == {}
+
+
+def test_order_ahead_of_the_watermark_is_judged_at_its_due_times() -> None:
+    """The order's partition runs ahead while another one holds the watermark back: its next
+    event arrives after its promise, yet the silent order is notified as of when it fell due,
+    exactly as with the clock advancing in step."""
+
+    def silent_order(mon: DeliveryDelayMonitor, t0: float, in_step: bool) -> list:
+        mon.process(DeliveryEvent("s0", t0, "shipped", "o", "c", "dhl", "north", promised_by=t0 + 60 * H))
+        mon.process(DeliveryEvent("s1", t0 + 10 * H, "in_transit", "o", "c", "dhl", "north"))
+        found = []
+        if in_step:
+            for h in range(11, 70):
+                found += mon.advance(t0 + h * H)
+        # the order's next scan, well after the promise (no advance() in between when lagging)
+        found += mon.process(DeliveryEvent("s2", t0 + 70 * H, "in_transit", "o", "c", "dhl", "north"))
+        return [f for f in found if f.order_id == "o"]
+
+    outcomes = []
+    for in_step in (True, False):
+        mon = DeliveryDelayMonitor(model=TransitModel(min_samples=5))
+        outcomes.append(silent_order(mon, _warm(mon), in_step))
+    in_step, lagging = outcomes
+    assert [type(f).__name__ for f in lagging] == ["DelayPredicted"]
+    assert lagging == in_step and lagging[0].lead_time_s > 0

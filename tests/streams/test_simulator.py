@@ -206,7 +206,10 @@ def test_rage_click_storm_visible(short: tuple[list[SimEvent], dict[str, Any]]) 
     outside = len(on_target) - during
     assert during >= 15, during
     assert inc["bursts"] <= during <= inc["bursts"] + 2  # a natural burst may land in the window
-    assert outside <= 2
+    # outside the window the target gets no more than its share of the natural bursts (a busy
+    # page: about a tenth of them)
+    natural = sum(1 for b in tr["rage_bursts"] if not inc["start"] <= b["ts"] < inc["end"])
+    assert outside <= 0.25 * natural, (outside, natural)
     sessions = {b["session_id"] for b in tr["rage_bursts"] if inc["start"] <= b["ts"] < inc["end"]}
     assert len(sessions) >= 10
 
@@ -446,3 +449,35 @@ def test_iter_encoded_and_cli_config() -> None:
         result = parse_message(Stream(stream), value)
         assert not result.rejections
         assert all(getattr(e, KEY_FIELD[stream]).encode() == key for e in result.events)
+
+
+def test_first_contact_about_an_order_follows_what_the_customer_sees(
+    long: tuple[list[SimEvent], dict[str, Any]],
+) -> None:
+    """Customers ask about an order before it ships, after its tracking stalled for a day, after
+    its promise passed, or after delivery; never while it looks normal."""
+    events, tr = long
+    stale = LONG.stale_tracking_hours * HOUR
+    scans: dict[str, list[tuple[float, str]]] = {}
+    first: dict[str, float] = {}
+    for ev in events:
+        e = ev.event
+        if ev.stream == "deliveries":
+            scans.setdefault(e["order_id"], []).append((ev.ts, e["type"]))
+        elif e["type"] == "contact_opened" and e.get("order_id"):
+            first.setdefault(e["order_id"], ev.ts)
+    promise = {o["order_id"]: o["promised_by"] for o in tr["orders"]}
+    why: dict[str, int] = {"before shipping": 0, "stalled": 0, "promise passed": 0, "delivered": 0}
+    for order_id, ts in first.items():
+        seen = [(t, s) for t, s in scans.get(order_id, []) if t <= ts]
+        statuses = {s for _, s in seen}
+        if "delivered" in statuses:
+            why["delivered"] += 1
+        elif order_id in promise and ts > promise[order_id]:
+            why["promise passed"] += 1
+        elif "shipped" not in statuses:
+            why["before shipping"] += 1
+        else:
+            assert seen and ts - seen[-1][0] >= stale, (order_id, ts, seen)
+            why["stalled"] += 1
+    assert all(why.values()), why
