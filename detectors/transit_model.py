@@ -10,8 +10,8 @@ Everything is learnt online from the tracking stream itself, per carrier-region 
   carrier-regions (residuals around the carrier-region's own location). Once it has learnt
   ``regression_warmup`` orders, a River regression
   (:class:`~detectors.transit_regression.TransitRegressor`) corrects the location for the
-  weekday and hour the order shipped and its carrier's weekday, and its own residuals give the
-  spread (``regression=False`` turns it off).
+  weekday and hour the order shipped and its carrier's weekday; the spread is then the larger
+  of its residuals' and the lane's (``regression=False`` turns it off).
 * **Empirical distributions** (:class:`Sample`, bounded recent samples) of the legs whose shape
   matters more than their scale: handling (created -> shipped), the last leg (last
   ``out_for_delivery`` -> delivered), the remainder after a ``failed_attempt`` and after an
