@@ -25,6 +25,7 @@ import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.app import LAG_INTERVAL_S
 from streams.localproc import free_port
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import create_topics
@@ -126,6 +127,25 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+
+def wait_signals_drained(workers: Iterable[WorkerProcess], timeout: float = 300.0) -> list[dict]:
+    """After the input is processed, wait until each worker's customers agent has consumed the
+    candidates on ``cx.signals``: a consumer-lag report taken after the last ones were produced
+    says 0 on every partition. Returns each worker's last scrape."""
+    workers = list(workers)
+    time.sleep(LAG_INTERVAL_S + 1.0)
+    return [
+        worker.wait_for(
+            lambda m, s=worker.settings: all(
+                sample(m, "cxpulse_consumer_lag_messages", topic=s.topic_signals, partition=str(p)) == 0
+                for p in range(s.partitions)
+            ),
+            timeout=timeout,
+            what="cx.signals drained",
+        )
+        for worker in workers
+    ]
 
 
 def start_worker(settings: Settings, log_dir: Path, wait_assigned: bool = True) -> WorkerProcess:

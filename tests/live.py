@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 from streams import ops
-from streams.app import LAG_INTERVAL_S
 from streams.settings import Settings
 from streams.sim_producer import run_simulation
 from streams.simulator import Incident, SimulationConfig
-from tests.kafka_harness import WorkerProcess, isolated_settings, produce, sample, start_worker
+from tests.kafka_harness import WorkerProcess, isolated_settings, produce, sample, start_worker, wait_signals_drained
 
 HOUR = 3600.0
 SPAN = 38 * HOUR  # Monday 00:00 to Tuesday 14:00 UTC: the input ends in the daytime
@@ -114,17 +112,7 @@ def start_live_pipeline(bootstrap: str, root: Path) -> LivePipeline:
         timeout=900,
         what="the worker to process the simulated traffic",
     )
-    # The last input produced candidates on cx.signals; let the customers agent drain them
-    # (a lag report taken after they were produced says 0 on every partition).
-    time.sleep(LAG_INTERVAL_S + 1.0)
-    worker.wait_for(
-        lambda m: all(
-            sample(m, "cxpulse_consumer_lag_messages", topic=settings.topic_signals, partition=str(p)) == 0
-            for p in range(settings.partitions)
-        ),
-        timeout=300,
-        what="the customers agent to drain cx.signals",
-    )
+    wait_signals_drained([worker])
     pipeline = LivePipeline(
         settings, worker, f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}",
         json.loads(truth_path.read_text()), produced, _Pager.pages,

@@ -10,7 +10,6 @@ the same input into another notifications topic: the ids must be the same set.
 from __future__ import annotations
 
 import statistics
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +18,10 @@ import orjson
 import pytest
 
 from schemas import cloudevents as ce
-from streams.app import LAG_INTERVAL_S
 from streams.sim_producer import run_simulation
 from streams.simulator import Incident, SimulationConfig
 from tests.detectors.test_delivery_quality import INCIDENT, score
-from tests.kafka_harness import consume_all, isolated_settings, sample, start_worker
+from tests.kafka_harness import consume_all, isolated_settings, sample, start_worker, wait_signals_drained
 
 pytestmark = pytest.mark.kafka
 
@@ -63,19 +61,8 @@ def drain(workers, produced: dict[str, Any]) -> dict:
             timeout=600,
             what="contacts and deliveries processed",
         )
-    # The last inputs produced candidates on cx.signals: a lag report taken after that says 0.
-    time.sleep(LAG_INTERVAL_S + 1.0)
-    metrics = {}
-    for worker in workers:
-        signals = worker.settings.topic_signals
-        metrics[worker.settings.app_id] = worker.wait_for(
-            lambda m, signals=signals: all(
-                sample(m, "cxpulse_consumer_lag_messages", topic=signals, partition=p) == 0 for p in ("0", "1")
-            ),
-            timeout=300,
-            what="signals processed",
-        )
-    return metrics
+    scrapes = wait_signals_drained(workers)
+    return {worker.settings.app_id: m for worker, m in zip(workers, scrapes, strict=True)}
 
 
 @pytest.fixture(scope="module")

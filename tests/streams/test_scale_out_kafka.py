@@ -10,17 +10,15 @@ exactly one per cause.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 
 import orjson
 import pytest
 
-from streams.app import LAG_INTERVAL_S
 from streams.localproc import free_port
 from streams.simulator import Incident, SimulationConfig, iter_encoded
 from tests.detectors.test_delivery_quality import INCIDENT
-from tests.kafka_harness import consume_all, isolated_settings, produce, sample, start_worker
+from tests.kafka_harness import consume_all, isolated_settings, produce, sample, start_worker, wait_signals_drained
 
 pytestmark = [
     pytest.mark.kafka,
@@ -67,14 +65,7 @@ def test_a_joining_worker_takes_over_partitions_and_ids_stay_one_per_cause(kafka
                     and all(done[s] >= n for s, n in expected.items()))  # fmt: skip
 
         workers[0].wait_for(settled, timeout=240, what="both workers to own partitions and drain the input")
-        # then the candidates on cx.signals (a lag report taken after they were produced)
-        time.sleep(LAG_INTERVAL_S + 1.0)
-        for worker in workers:
-            worker.wait_for(
-                lambda m: all(sample(m, "cxpulse_consumer_lag_messages", topic=settings.topic_signals,
-                                     partition=str(p)) == 0 for p in range(PARTITIONS)),
-                timeout=120, what="cx.signals drained",
-            )  # fmt: skip
+        wait_signals_drained(workers, timeout=120)
         newcomer = workers[1].scrape()
         assert sample(newcomer, "cxpulse_messages_total", stream="deliveries") > 0
     finally:
