@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install cxpulse with its dev tools
 
-system-deps: ## Install Java, Maven, Prometheus and Alertmanager from Debian if missing (root)
-	@bash deploy/scripts/system-deps.sh
+system-deps: install ## Install Java, Maven, Prometheus and Alertmanager from Debian if missing (root)
+	$(BIN)/python -m deploy.local.system_packages
 
 demo: install system-deps ## Run Kafka, a worker, Prometheus, Alertmanager and live simulated traffic (Ctrl-C stops all)
 	$(BIN)/cxpulse demo

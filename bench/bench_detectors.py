@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
+from deploy.simulator.simulation import Incident, SimEvent, Simulation, SimulationConfig, batch_messages
 from detectors.metric_anomaly import MetricAnomalyDetector
 from detectors.series_watch import SeriesWatcher
 from schemas import ClickstreamEvent, Stream, parse_message
@@ -43,7 +44,6 @@ from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
 from streams.pipeline import Context, StreamHandler
 from streams.settings import Settings
-from streams.simulator import Incident, SimEvent, Simulation, SimulationConfig, batch_messages
 
 ONLY = {
     "clickstream": {"clickstream": 1.0, "contacts": 0.0, "deliveries": 0.0},

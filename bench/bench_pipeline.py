@@ -26,10 +26,10 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer
 
-from streams.kafka_runtime import KafkaBroker
-from streams.localproc import free_port
+from deploy.local.kafka import KafkaBroker
+from deploy.local.processes import free_port
+from deploy.simulator.simulation import SimulationConfig, iter_encoded
 from streams.settings import Settings
-from streams.simulator import SimulationConfig, iter_encoded
 from tests.kafka_harness import isolated_settings, produce, sample, start_worker
 
 

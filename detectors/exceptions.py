@@ -1,5 +1,7 @@
-"""Exceptions raised by the detectors package."""
+"""Errors raised by the detectors package."""
+
+from schemas.exceptions import CxpulseError
 
 
-class DetectorError(Exception):
+class DetectorError(CxpulseError):
     """Base class of every error raised by a cxpulse detector."""

@@ -3,6 +3,7 @@
 This package imports nothing else of cxpulse, so producers and consumers can depend on it alone.
 """
 
+from schemas.exceptions import CxpulseError, SchemaError
 from schemas.models import (
     ClickstreamEvent,
     ContactEvent,
@@ -15,10 +16,12 @@ from schemas.parsing import ParseResult, Rejection, parse_message
 __all__ = [
     "ClickstreamEvent",
     "ContactEvent",
+    "CxpulseError",
     "DeliveryEvent",
     "Event",
     "ParseResult",
     "Rejection",
+    "SchemaError",
     "Stream",
     "parse_message",
 ]

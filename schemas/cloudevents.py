@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from schemas.exceptions import SchemaError
 from schemas.parsing import parse_timestamp
 
 #: Namespace of the uuid5 ids (fixed forever: changing it changes every id).
@@ -77,7 +78,7 @@ SOURCE_CUSTOMERS = "/cxpulse/customers"
 SOURCE_ALERTS = "/cxpulse/alerts"
 
 
-class CloudEventError(ValueError):
+class CloudEventError(SchemaError, ValueError):
     """A payload is not a valid cxpulse CloudEvent (structured JSON, version 1.0)."""
 
 

@@ -5,10 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.episodes import AlertEvent
-from detectors.series_watch import SeriesWatcher
+from detectors.series_watch import DEFAULT_FAMILIES, SeriesSpec, SeriesWatcher
 from schemas import cloudevents as ce
 from streams.metrics import Metrics
-from streams.pipeline import Outputs
+from streams.pipeline import Context, Outputs
+from streams.topics import Topic
+
+#: The watched series families: the detectors' defaults plus the worker's own series.
+FAMILIES = {
+    **DEFAULT_FAMILIES,
+    "complaints_by_channel": SeriesSpec("complaint_spike", "up", "Complaints via {channel}"),
+    "client_errors": SeriesSpec("metric_anomaly", "up", "Client errors on {page}"),
+    "client_error_rate": SeriesSpec("metric_anomaly", "up", "Client error rate"),
+    "nps": SeriesSpec("metric_anomaly", "down", "NPS"),
+    "fcr": SeriesSpec("metric_anomaly", "down", "First-contact resolution"),
+    "on_time": SeriesSpec("metric_anomaly", "down", "On-time delivery {carrier}/{region}"),
+}
 
 CLOUDEVENT_TYPES = {
     "complaint_spike": ce.ALERT_COMPLAINT_SPIKE,
@@ -77,5 +89,16 @@ class SeriesMonitor:
             else:
                 m.alerts_resolved.labels(alert.alert_type).inc()
                 m.alerts_active.labels(alert.alert_type).dec()
-            out.add("topic_alerts", alert.alert_id, ce.encode(alert_cloudevent(alert, self.source)), ce.KAFKA_HEADERS)
+            out.add(Topic.ALERTS, alert.alert_id, ce.encode(alert_cloudevent(alert, self.source)), ce.KAFKA_HEADERS)
         return alerts
+
+
+def series_monitor(ctx: Context, source: str, step_s: float | None = None) -> SeriesMonitor:
+    """A series watcher with the production detector, exporting to this worker's metrics."""
+    settings = ctx.settings
+    watcher = SeriesWatcher(
+        step_s=step_s or settings.alert_step_seconds,
+        warmup_steps=settings.alert_warmup_steps,
+        families=FAMILIES,
+    )
+    return SeriesMonitor(watcher, ctx.metrics, source)

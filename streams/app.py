@@ -24,11 +24,9 @@ from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
 from streams.pipeline import Context, Outputs
 from streams.settings import Settings, get_settings
+from streams.topics import INPUT_TOPICS, Store, Topic, topic_names
 
 LAG_INTERVAL_S = 5.0
-#: Changelogged state: orders (deliveries), contacts (repeat-contact history per customer),
-#: frustration and policy (per customer, on cx.signals).
-STORES = ("orders", "contacts", "frustration", "policy")
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -53,8 +51,8 @@ class Pipeline:
     app: faust.App
     settings: Settings
     metrics: Metrics
-    handlers: dict[str, Handler] = field(default_factory=dict)
-    topics: dict[str, Any] = field(default_factory=dict)
+    handlers: dict[Topic, Handler] = field(default_factory=dict)
+    topics: dict[Topic, Any] = field(default_factory=dict)
     positions: dict[Any, int] = field(default_factory=dict)  # tp -> last processed offset
 
     async def send(self, out: Outputs) -> None:
@@ -115,46 +113,36 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     )
     _expose_metrics(app, metrics)
     pipeline = Pipeline(app, settings, metrics)
-    for spec_setting in (
-        "topic_clickstream", "topic_contacts", "topic_deliveries", "topic_signals",
-        "topic_alerts", "topic_notifications", "topic_deadletter",
-    ):  # fmt: skip
-        pipeline.topics[spec_setting] = app.topic(
-            getattr(settings, spec_setting),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
+    for topic, name in topic_names(settings).items():
+        pipeline.topics[topic] = app.topic(
+            name, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
         )
-    ctx = Context.create(settings, metrics)
-    for name in STORES:
-        # Durable per-key state, co-partitioned with the topic whose key it shares.
-        ctx.stores[name] = app.Table(
-            name, default=None, partitions=settings.partitions
-        )
+    # Durable per-key state, co-partitioned with the topic whose key it shares.
+    tables = {store: app.Table(store.value, default=None, partitions=settings.partitions) for store in Store}
+    ctx = Context.create(settings, metrics, stores=tables)
     deliveries = DeliveriesHandler(ctx)
     for handler in (ClickstreamHandler(ctx), ContactsHandler(ctx), deliveries, CustomersHandler(ctx)):
-        name = handler.source_topic_setting.removeprefix("topic_")
-        pipeline.handlers[name] = handler
-        _register_agent(pipeline, handler, name)
+        pipeline.handlers[handler.source] = handler
+        _register_agent(pipeline, handler)
 
     async def reindex_orders() -> None:
         deliveries.recovered()
 
-    ctx.stores["orders"].on_recover(reindex_orders)  # type: ignore[attr-defined]
+    tables[Store.ORDERS].on_recover(reindex_orders)
     _register_lag_timer(pipeline)
     return pipeline
 
 
 class Handler(Protocol):
-    source_topic_setting: str
+    source: Topic
 
     def handle(
         self, raw: bytes, key: bytes | None = ..., partition: int | None = ..., offset: int | None = ...
     ) -> Outputs: ...
 
 
-def _register_agent(pipeline: Pipeline, handler: Handler, name: str) -> None:
-    topic = pipeline.topics[handler.source_topic_setting]
+def _register_agent(pipeline: Pipeline, handler: Handler) -> None:
+    topic = pipeline.topics[handler.source]
     positions = pipeline.positions
 
     async def process(stream: Any) -> None:
@@ -165,7 +153,7 @@ def _register_agent(pipeline: Pipeline, handler: Handler, name: str) -> None:
             if out.records:
                 await pipeline.send(out)
 
-    pipeline.app.agent(topic, name=f"cxpulse.{name}")(process)
+    pipeline.app.agent(topic, name=f"cxpulse.{handler.source.value}")(process)
 
 
 def _register_lag_timer(pipeline: Pipeline) -> None:
@@ -174,7 +162,7 @@ def _register_lag_timer(pipeline: Pipeline) -> None:
     async def report_lag() -> None:
         consumer = pipeline.app.consumer
         assigned = consumer.assignment()
-        input_names = {pipeline.topics[h.source_topic_setting].get_topic_name() for h in pipeline.handlers.values()}
+        input_names = {pipeline.topics[topic].get_topic_name() for topic in (*INPUT_TOPICS, Topic.SIGNALS)}
         counts: dict[str, int] = dict.fromkeys(input_names, 0)
         for tp in assigned:
             if tp.topic not in input_names:

@@ -23,9 +23,10 @@ cli.add_typer(grafana_cli, name="grafana")
 
 
 def _broker():
-    from streams.kafka_runtime import KafkaBroker
+    from deploy.local.kafka import KafkaBroker
+    from deploy.local.settings import get_local_settings
 
-    settings = get_settings()
+    settings = get_local_settings()
     host, _, port = settings.bootstrap_servers.split(",")[0].rpartition(":")
     return KafkaBroker(
         settings.data_dir / "kafka",
@@ -101,8 +102,8 @@ def simulate(
     ] = None,
 ) -> None:
     """Produce realistic, seeded traffic on the three input topics."""
-    from streams.sim_producer import run_simulation
-    from streams.simulator import SimulationConfig
+    from deploy.simulator.producer import run_simulation
+    from deploy.simulator.simulation import SimulationConfig
     from streams.topics import client_config
 
     settings = get_settings()
@@ -136,11 +137,10 @@ def _start_time(start: str | None, span: float) -> float | None:
 
 
 def _input_topics(settings) -> dict[str, str]:
-    return {
-        "clickstream": settings.topic_clickstream,
-        "contacts": settings.topic_contacts,
-        "deliveries": settings.topic_deliveries,
-    }
+    from streams.topics import INPUT_TOPICS, topic_names
+
+    names = topic_names(settings)
+    return {topic.value: names[topic] for topic in INPUT_TOPICS}
 
 
 @cli.command()
@@ -158,8 +158,10 @@ def nab(
 
 @cli.command()
 def settings() -> None:
-    """Print the settings in force (secrets masked)."""
-    for name, value in get_settings().model_dump().items():
+    """Print the settings in force, the worker's and the local tooling's (secrets masked)."""
+    from deploy.local.settings import get_local_settings
+
+    for name, value in get_local_settings().model_dump().items():
         typer.echo(f"CXPULSE_{name.upper()}={'**********' if 'password' in name and value else value}")
 
 
@@ -170,7 +172,7 @@ def tail(
     limit: Annotated[int, typer.Option(help="Stop after this many records (0 = never).")] = 0,
 ) -> None:
     """Print decoded output events as they arrive."""
-    from streams.tail import tail_topic
+    from deploy.local.tail import tail_topic
 
     tail_topic(get_settings(), what, from_beginning=from_beginning, limit=limit)
 
@@ -181,9 +183,10 @@ def demo(
     speedup: Annotated[float, typer.Option(help="Event-time seconds per wall second.")] = 60.0,
 ) -> None:
     """Kafka + topics + worker + Prometheus + Alertmanager + simulator; Ctrl-C stops all."""
-    from streams.demo import run_demo
+    from deploy.local.demo import run_demo
+    from deploy.local.settings import get_local_settings
 
-    run_demo(get_settings(), rate=rate, speedup=speedup)
+    run_demo(get_local_settings(), rate=rate, speedup=speedup)
 
 
 @grafana_cli.command("generate")

@@ -8,6 +8,7 @@ from detectors.customer_signal import CustomerSignal
 from detectors.frustration import FrustrationSignals
 from detectors.signals import Signal
 from schemas import ClickstreamEvent, Stream
+from streams.alerts import series_monitor
 from streams.event_time import RollingWindow
 from streams.pipeline import Context, Outputs, StreamHandler
 
@@ -34,7 +35,6 @@ def frustration_signals(ctx: Context) -> FrustrationSignals:
 
 class ClickstreamHandler(StreamHandler):
     stream = Stream.CLICKSTREAM
-    source_topic_setting = "topic_clickstream"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -47,7 +47,7 @@ class ClickstreamHandler(StreamHandler):
         self._login_failed = m.logins.labels("failure")
         m.active_sessions.set_function(lambda: len(self._sessions))
         self.frustration = frustration_signals(ctx)
-        self.monitor = ctx.series_monitor("/cxpulse/clickstream")
+        self.monitor = series_monitor(ctx, "/cxpulse/clickstream")
         self._signal_counters = {
             "rage_click": m.rage_clicks,
             "error_click": m.error_clicks,

@@ -7,8 +7,10 @@ from collections import OrderedDict
 from detectors.contact_rules import DetractorRule, RepeatContactRule
 from detectors.customer_signal import CustomerSignal
 from schemas import ContactEvent, Stream
+from streams.alerts import series_monitor
 from streams.event_time import RollingWindow, mean_reader
 from streams.pipeline import Context, Outputs, StreamHandler
+from streams.topics import Store
 
 MAX_OPEN_CONTACTS = 500_000
 
@@ -22,7 +24,6 @@ def nps_category(score: int) -> str:
 
 class ContactsHandler(StreamHandler):
     stream = Stream.CONTACTS
-    source_topic_setting = "topic_contacts"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -31,10 +32,10 @@ class ContactsHandler(StreamHandler):
         self.ces = RollingWindow(window)
         self.nps = RollingWindow(window)  # value = +100 promoter, 0 passive, -100 detractor
         self.fcr = RollingWindow(window)  # value = 1 resolved on first contact, else 0
-        self.monitor = ctx.series_monitor("/cxpulse/contacts")
+        self.monitor = series_monitor(ctx, "/cxpulse/contacts")
         settings = ctx.settings
         self.repeats = RepeatContactRule(
-            settings.repeat_contact_threshold, settings.repeat_contact_window_seconds, store=ctx.store("contacts")
+            settings.repeat_contact_threshold, settings.repeat_contact_window_seconds, store=ctx.store(Store.CONTACTS)
         )
         self.detractors = DetractorRule(
             settings.detractor_csat_max, settings.detractor_nps_max, settings.detractor_ces_min

@@ -15,9 +15,11 @@ import orjson
 from detectors.customer_signal import CustomerSignal
 from detectors.frustration_score import FrustrationScore
 from detectors.notification_policy import NotificationPolicy
+from schemas import Rejection
 from schemas import cloudevents as ce
 from streams.event_time import Watermark
-from streams.pipeline import Context, Outputs
+from streams.pipeline import Context, Outputs, deadletter_headers
+from streams.topics import Store, Topic, topic_names
 
 NOTIFICATION_SHORT_TYPES = {t: t.rsplit(".", 1)[-1] for t in ce.NOTIFICATION_TYPES}
 
@@ -25,20 +27,23 @@ NOTIFICATION_SHORT_TYPES = {t: t.rsplit(".", 1)[-1] for t in ce.NOTIFICATION_TYP
 class CustomersHandler:
     """Handles one ``cx.signals`` message: a JSON array of one customer's signals."""
 
-    source_topic_setting = "topic_signals"
+    source = Topic.SIGNALS
 
     def __init__(self, ctx: Context) -> None:
         s = ctx.settings
         self.ctx = ctx
         self.metrics = ctx.metrics
+        self.source_topic = topic_names(s)[self.source]
         self.event_clock = Watermark(s.late_grace_seconds, s.idle_partition_seconds)
         self.scores = FrustrationScore(
             half_life_s=s.frustration_half_life_seconds,
             threshold=s.frustration_threshold,
-            store=ctx.store("frustration"),
+            store=ctx.store(Store.FRUSTRATION),
         )
         self.policy = NotificationPolicy(
-            cooldown_s=s.notification_cooldown_seconds, daily_cap=s.notification_daily_cap, store=ctx.store("policy")
+            cooldown_s=s.notification_cooldown_seconds,
+            daily_cap=s.notification_daily_cap,
+            store=ctx.store(Store.POLICY),
         )
         self._next_expiry = float("-inf")
 
@@ -48,15 +53,15 @@ class CustomersHandler:
         out = Outputs()
         try:
             signals = [CustomerSignal.from_dict(item) for item in orjson.loads(raw)]
-        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
-            # Internal topic: a bad record is our bug or a foreign producer; keep it visible.
-            self.metrics.events_rejected.labels("signals", "invalid_signal").inc()
-            out.add(
-                "topic_deadletter",
-                key,
-                raw,
-                [("cxpulse-reason", b"invalid_signal"), ("cxpulse-error", str(exc).encode())],
-            )
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as exc:
+            # Internal topic: a bad record is our bug or a foreign producer; keep it visible,
+            # through the same dead-letter path, reasons and provenance headers as the inputs.
+            reason = "invalid_json" if isinstance(exc, orjson.JSONDecodeError) else "schema_violation"
+            rejection = Rejection(reason, f"not a list of customer signals: {exc}", raw)
+            self.metrics.events_rejected.labels("signals", reason).inc()
+            self.metrics.deadletters.labels("signals").inc()
+            headers = deadletter_headers(rejection, "signals", self.source_topic, partition, offset)
+            out.add(Topic.DEADLETTER, key, raw, headers)
             return out
         candidates: list[dict[str, Any]] = []
         for signal in signals:
@@ -80,7 +85,7 @@ class CustomersHandler:
             m.notifications.labels(short).inc()
             if event["type"] == ce.NOTIFY_DELIVERY_DELAYED:
                 m.notification_lead_time.observe(max(0.0, float(event["data"]["lead_time_seconds"])))
-            out.add("topic_notifications", event["data"]["customer_id"], ce.encode(event), ce.KAFKA_HEADERS)
+            out.add(Topic.NOTIFICATIONS, event["data"]["customer_id"], ce.encode(event), ce.KAFKA_HEADERS)
         for event, reason in suppressed:
             m.notifications_suppressed.labels(NOTIFICATION_SHORT_TYPES.get(event["type"], event["type"]), reason).inc()
 

@@ -12,13 +12,14 @@ from detectors.delivery_delay import (
 )
 from detectors.transit_model import TransitModel
 from schemas import DeliveryEvent, Stream
+from streams.alerts import series_monitor
 from streams.event_time import RollingWindow, mean_reader
 from streams.pipeline import Context, Outputs, StreamHandler
+from streams.topics import Store
 
 
 class DeliveriesHandler(StreamHandler):
     stream = Stream.DELIVERIES
-    source_topic_setting = "topic_deliveries"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -26,14 +27,14 @@ class DeliveriesHandler(StreamHandler):
         # so a restarted worker resumes every order where it was.
         settings = ctx.settings
         self.delays = DeliveryDelayMonitor(
-            ctx.store("orders"),
+            ctx.store(Store.ORDERS),
             TransitModel(regression=settings.transit_regression),
             margin_s=settings.delay_margin_seconds,
             min_confidence=settings.delay_min_confidence,
         )
         self.on_time: dict[tuple[str, str], RollingWindow] = {}
         self.metrics.orders_open.set_function(lambda: len(self.delays.store))
-        self.monitor = ctx.series_monitor("/cxpulse/deliveries", step_s=ctx.settings.delivery_alert_step_seconds)
+        self.monitor = series_monitor(ctx, "/cxpulse/deliveries", step_s=ctx.settings.delivery_alert_step_seconds)
 
     def on_event(self, event: DeliveryEvent, late: bool, out: Outputs) -> None:  # type: ignore[override]
         m = self.metrics

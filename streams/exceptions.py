@@ -1,13 +1,11 @@
-"""Errors raised by the streams package."""
+"""Errors raised by the streams package (the worker)."""
+
+from schemas.exceptions import CxpulseError
 
 
-class CxpulseError(Exception):
+class StreamsError(CxpulseError):
     """Base class of every error raised by :mod:`streams`."""
 
 
-class KafkaRuntimeError(CxpulseError):
-    """The local Kafka broker could not be installed, started or reached."""
-
-
-class ConfigurationError(CxpulseError):
-    """A setting has a value that cannot work."""
+class ConfigurationError(StreamsError):
+    """A setting has a value that cannot work, or a topic or store is not defined."""

@@ -11,9 +11,9 @@ benchmark and in the worker.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -21,21 +21,20 @@ from detectors.customer_signal import CustomerSignal
 from schemas import Event, Rejection, Stream, parse_message
 from streams.dedup import Deduplicator
 from streams.event_time import Watermark
+from streams.exceptions import ConfigurationError
 from streams.labels import LabelCap, RouteNormalizer, parse_route_patterns
 from streams.metrics import Metrics
 from streams.settings import Settings
-
-if TYPE_CHECKING:
-    from streams.alerts import SeriesMonitor
+from streams.topics import Store, Topic, topic_names
 
 Headers = list[tuple[str, bytes]]
 
 
 @dataclass(slots=True)
 class Record:
-    """One message to produce: ``topic`` is a settings key such as ``topic_alerts``."""
+    """One message to produce on one of cxpulse's topics."""
 
-    topic: str
+    topic: Topic
     key: bytes | None
     value: bytes
     headers: Headers = field(default_factory=list)
@@ -46,7 +45,7 @@ class Outputs:
     records: list[Record] = field(default_factory=list)
     signals: list[CustomerSignal] = field(default_factory=list)
 
-    def add(self, topic: str, key: str | bytes | None, value: bytes, headers: Headers | None = None) -> None:
+    def add(self, topic: Topic, key: str | bytes | None, value: bytes, headers: Headers | None = None) -> None:
         raw_key = key.encode() if isinstance(key, str) else key
         self.records.append(Record(topic, raw_key, value, headers or []))
 
@@ -60,7 +59,7 @@ class Outputs:
         for signal in self.signals:
             by_customer.setdefault(signal.customer_id, []).append(signal.to_dict())
         for customer_id, signals in by_customer.items():
-            self.add("topic_signals", customer_id, orjson.dumps(signals))
+            self.add(Topic.SIGNALS, customer_id, orjson.dumps(signals))
         self.signals.clear()
 
 
@@ -72,56 +71,47 @@ class Context:
     metrics: Metrics
     pages: RouteNormalizer
     caps: dict[str, LabelCap]
+    #: Durable state (Faust tables in the worker, dicts in tests): one per :class:`Store`.
+    stores: Mapping[Store, MutableMapping[str, Any]]
     clock: Callable[[], float] = time.time  # wall clock, only for the event-delay histogram
-    #: Durable state by name (Faust tables in the worker, dicts in tests).
-    stores: dict[str, MutableMapping[str, Any]] = field(default_factory=dict)
 
-    def store(self, name: str) -> MutableMapping[str, Any]:
-        return self.stores.setdefault(name, {})
+    def store(self, store: Store) -> MutableMapping[str, Any]:
+        try:
+            return self.stores[store]
+        except KeyError:
+            raise ConfigurationError(f"store {store.value!r} was not created by the worker") from None
 
     @classmethod
-    def create(cls, settings: Settings, metrics: Metrics) -> Context:
+    def create(
+        cls, settings: Settings, metrics: Metrics, stores: Mapping[Store, MutableMapping[str, Any]] | None = None
+    ) -> Context:
+        """A context; ``stores`` defaults to in-memory dicts (tests, benchmarks)."""
+        if stores is None:
+            stores = {store: {} for store in Store}
+        missing = [store.value for store in Store if store not in stores]
+        if missing:
+            raise ConfigurationError(f"stores missing: {', '.join(missing)}")
         limit = settings.max_label_values
         return cls(
             settings=settings,
             metrics=metrics,
             pages=RouteNormalizer(parse_route_patterns(settings.route_patterns), settings.max_pages),
             caps={name: LabelCap(limit) for name in ("reason", "channel", "carrier", "region")},
+            stores=stores,
         )
 
     def label(self, dimension: str, value: str | None) -> str:
         return self.caps[dimension](value)
 
-    def series_monitor(self, source: str, step_s: float | None = None) -> SeriesMonitor:
-        """A series watcher with the production detector, exporting to this worker's metrics."""
-        from detectors.series_watch import DEFAULT_FAMILIES, SeriesSpec, SeriesWatcher
-        from streams.alerts import SeriesMonitor
-
-        families = {
-            **DEFAULT_FAMILIES,
-            "complaints_by_channel": SeriesSpec("complaint_spike", "up", "Complaints via {channel}"),
-            "client_errors": SeriesSpec("metric_anomaly", "up", "Client errors on {page}"),
-            "client_error_rate": SeriesSpec("metric_anomaly", "up", "Client error rate"),
-            "nps": SeriesSpec("metric_anomaly", "down", "NPS"),
-            "fcr": SeriesSpec("metric_anomaly", "down", "First-contact resolution"),
-            "on_time": SeriesSpec("metric_anomaly", "down", "On-time delivery {carrier}/{region}"),
-        }
-        watcher = SeriesWatcher(
-            step_s=step_s or self.settings.alert_step_seconds,
-            warmup_steps=self.settings.alert_warmup_steps,
-            families=families,
-        )
-        return SeriesMonitor(watcher, self.metrics, source)
-
 
 def deadletter_headers(
-    rejection: Rejection, stream: Stream, source_topic: str, partition: int | None, offset: int | None
+    rejection: Rejection, stream: str, source_topic: str, partition: int | None, offset: int | None
 ) -> Headers:
     """Headers a person (or a replay tool) needs to act on a rejected record."""
     headers = [
         ("cxpulse-reason", rejection.reason.encode()),
         ("cxpulse-error", rejection.detail.encode("utf-8", "replace")[:2000]),
-        ("cxpulse-stream", stream.value.encode()),
+        ("cxpulse-stream", stream.encode()),
         ("cxpulse-source-topic", source_topic.encode()),
         ("cxpulse-source-partition", str(partition if partition is not None else -1).encode()),
         ("cxpulse-source-offset", str(offset if offset is not None else -1).encode()),
@@ -135,13 +125,13 @@ class StreamHandler:
     """Base of the per-stream handlers; subclasses implement :meth:`on_event`."""
 
     stream: Stream
-    source_topic_setting: str
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.metrics = ctx.metrics
         settings = ctx.settings
-        self.source_topic: str = getattr(settings, self.source_topic_setting)
+        self.source = Topic.of_stream(self.stream)
+        self.source_topic = topic_names(settings)[self.source]
         self.event_clock = Watermark(settings.late_grace_seconds, settings.idle_partition_seconds)
         self.dedup = Deduplicator(settings.dedup_horizon_seconds, settings.dedup_max_ids)
         name = self.stream.value
@@ -167,8 +157,8 @@ class StreamHandler:
         )
         for rejection in result.rejections:
             self.metrics.events_rejected.labels(self.stream.value, rejection.reason).inc()
-            headers = deadletter_headers(rejection, self.stream, self.source_topic, partition, offset)
-            out.add("topic_deadletter", key, rejection.payload, headers)
+            headers = deadletter_headers(rejection, self.stream.value, self.source_topic, partition, offset)
+            out.add(Topic.DEADLETTER, key, rejection.payload, headers)
             self._deadletters.inc()
         newest = None
         for event in result.events:

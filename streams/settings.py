@@ -1,7 +1,9 @@
-"""One typed, frozen settings object, read once from the environment (prefix ``CXPULSE_``).
+"""The worker's settings: one typed, frozen object, read once from the environment (``CXPULSE_``).
 
 Every setting below is documented with its environment variable and default in the README's
-settings table; ``cxpulse settings`` prints the values in force (secrets masked).
+settings table; ``cxpulse settings`` prints the values in force (secrets masked). Settings only
+the local tooling reads (ports of the local Kafka controller, Prometheus and Alertmanager) live
+in :class:`deploy.local.settings.LocalSettings`, which extends this class.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The source checkout when running from one (its ``var/`` holds local data), else the cwd.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").exists() else Path.cwd()
 
 
 class Settings(BaseSettings):
@@ -29,9 +33,6 @@ class Settings(BaseSettings):
     sasl_mechanism: str | None = Field(None, description="SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).")
     sasl_username: str | None = Field(None, description="SASL user name.")
     sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
-    kafka_controller_port: int = Field(
-        9097, description="KRaft controller port of the local broker started by `cxpulse kafka start`."
-    )
     ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL.")
 
     # --- Topics --------------------------------------------------------------------------
@@ -55,8 +56,6 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         PROJECT_ROOT / "var", description="Project-local folder for Kafka, Prometheus and worker data."
     )
-    prometheus_port: int = Field(9090, description="Port of the local Prometheus started by `cxpulse demo`.")
-    alertmanager_port: int = Field(9093, description="Port of the local Alertmanager started by `cxpulse demo`.")
     source_id: str = Field("urn:cxpulse", description="CloudEvents `source` of everything this deployment emits.")
 
     # --- Input limits and event time -------------------------------------------------------

@@ -1,36 +1,78 @@
-"""Topic names, partition counts and configs, and their idempotent creation."""
+"""The topic set and the table stores, each named once and typed, and topic creation.
+
+Code addresses a topic by :class:`Topic` and a store by :class:`Store`, never by a string: a typo
+fails at import time, and :func:`topic_names` is the one place that maps a topic to the setting
+holding its Kafka name.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
+from schemas import Stream
 from streams.settings import Settings
+
+
+class Topic(StrEnum):
+    """Every topic cxpulse reads or writes (Faust creates its own changelog topics)."""
+
+    CLICKSTREAM = "clickstream"
+    CONTACTS = "contacts"
+    DELIVERIES = "deliveries"
+    SIGNALS = "signals"
+    ALERTS = "alerts"
+    NOTIFICATIONS = "notifications"
+    DEADLETTER = "deadletter"
+
+    @classmethod
+    def of_stream(cls, stream: Stream) -> Topic:
+        """The input topic of an input stream."""
+        return cls(stream.value)
+
+
+#: The three input topics, in the order of :class:`schemas.Stream`.
+INPUT_TOPICS: tuple[Topic, ...] = (Topic.CLICKSTREAM, Topic.CONTACTS, Topic.DELIVERIES)
+
+
+class Store(StrEnum):
+    """The changelogged tables of the worker; the value is the Faust table name."""
+
+    ORDERS = "orders"  # order state (deliveries), keyed by order id
+    CONTACTS = "contacts"  # repeat-contact history, keyed by customer id
+    FRUSTRATION = "frustration"  # decaying frustration score (cx.signals), keyed by customer id
+    POLICY = "policy"  # notification cooldowns and daily cap (cx.signals), keyed by customer id
+
+
+def topic_names(settings: Settings) -> dict[Topic, str]:
+    """Kafka name of every topic, from its ``CXPULSE_TOPIC_*`` setting."""
+    return {
+        Topic.CLICKSTREAM: settings.topic_clickstream,
+        Topic.CONTACTS: settings.topic_contacts,
+        Topic.DELIVERIES: settings.topic_deliveries,
+        Topic.SIGNALS: settings.topic_signals,
+        Topic.ALERTS: settings.topic_alerts,
+        Topic.NOTIFICATIONS: settings.topic_notifications,
+        Topic.DEADLETTER: settings.topic_deadletter,
+    }
 
 
 @dataclass(frozen=True)
 class TopicSpec:
-    setting: str  # the Settings field holding the name
+    topic: Topic
     name: str
     partitions: int
     config: dict[str, str]
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic cxpulse reads or writes (Faust creates its own internal changelogs)."""
+    """Every topic with its Kafka name, partitions and configs."""
     week = str(7 * 24 * 3600 * 1000)
-    inputs = {"retention.ms": week}
-    outputs = {"retention.ms": week}
     # Dead letters are kept longer: someone has to look at them and maybe replay them.
-    deadletter = {"retention.ms": str(30 * 24 * 3600 * 1000)}
-    n = settings.partitions
+    retention = {Topic.DEADLETTER: str(30 * 24 * 3600 * 1000)}
     return [
-        TopicSpec("topic_clickstream", settings.topic_clickstream, n, inputs),
-        TopicSpec("topic_contacts", settings.topic_contacts, n, inputs),
-        TopicSpec("topic_deliveries", settings.topic_deliveries, n, inputs),
-        TopicSpec("topic_signals", settings.topic_signals, n, inputs),
-        TopicSpec("topic_alerts", settings.topic_alerts, n, outputs),
-        TopicSpec("topic_notifications", settings.topic_notifications, n, outputs),
-        TopicSpec("topic_deadletter", settings.topic_deadletter, n, deadletter),
+        TopicSpec(topic, name, settings.partitions, {"retention.ms": retention.get(topic, week)})
+        for topic, name in topic_names(settings).items()
     ]
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.kafka_runtime import KafkaBroker
-from streams.localproc import free_port
+from deploy.local.kafka import KafkaBroker
+from deploy.local.processes import free_port
 from streams.settings import Settings
 from tests.kafka_harness import WorkerProcess, isolated_settings, start_worker
 from tests.live import LivePipeline, start_live_pipeline, stop_live_pipeline

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import orjson
 from prometheus_client import CollectorRegistry
 
+from deploy.simulator.simulation import Incident, Simulation, SimulationConfig, batch_messages, encode
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler
 from streams.customers import CustomersHandler
@@ -20,7 +21,7 @@ from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
 from streams.pipeline import Context, Outputs
 from streams.settings import Settings
-from streams.simulator import Incident, Simulation, SimulationConfig, batch_messages, encode
+from streams.topics import Topic
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -62,16 +63,16 @@ def run_world(config: SimulationConfig, settings: Settings | None = None, batch_
 
     def collect(out: Outputs) -> None:
         for record in out.records:
-            if record.topic == "topic_signals":
+            if record.topic == Topic.SIGNALS:
                 collect(customers.handle(record.value, record.key, 0))
-            elif record.topic == "topic_alerts":
+            elif record.topic == Topic.ALERTS:
                 result.alert_ids.add(orjson.loads(record.value)["id"])
-            elif record.topic == "topic_notifications":
+            elif record.topic == Topic.NOTIFICATIONS:
                 event = orjson.loads(record.value)
                 result.notification_ids.add(event["id"])
                 short = event["type"].rsplit(".", 1)[-1]
                 result.notification_types[short] = result.notification_types.get(short, 0) + 1
-            elif record.topic == "topic_deadletter":
+            elif record.topic == Topic.DEADLETTER:
                 result.deadletters += 1
 
     for message in batch_messages(Simulation(config).events(), batch_size):

@@ -25,8 +25,8 @@ import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.local.processes import free_port
 from streams.app import LAG_INTERVAL_S
-from streams.localproc import free_port
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import create_topics
 

@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-from streams import ops
+from deploy.local import monitoring as ops
+from deploy.simulator.producer import run_simulation
+from deploy.simulator.simulation import Incident, SimulationConfig
 from streams.settings import Settings
-from streams.sim_producer import run_simulation
-from streams.simulator import Incident, SimulationConfig
 from tests.kafka_harness import WorkerProcess, isolated_settings, produce, sample, start_worker, wait_signals_drained
 
 HOUR = 3600.0

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
 exec "$PY" - <<'PYEOF'
 import os
-from streams import ops
+from deploy.local import monitoring as ops
 am_port = int(os.environ.get("ALERTMANAGER_PORT", ops.ALERTMANAGER_PORT))
 prom_port = int(os.environ.get("PROMETHEUS_PORT", ops.PROMETHEUS_PORT))
 targets = [t for t in os.environ.get("TARGETS", "127.0.0.1:6066").split(",") if t]

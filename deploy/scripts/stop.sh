@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
 exec "$PY" - <<'PYEOF'
-from streams import ops
+from deploy.local import monitoring as ops
 from streams.settings import get_settings
 for name in ("prometheus", "alertmanager"):
     stopped = ops.stop(get_settings().data_dir / name)

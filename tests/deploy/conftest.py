@@ -1,4 +1,4 @@
-"""Fixtures for the deploy tests: real Prometheus/Alertmanager processes through streams.ops."""
+"""Fixtures for the deploy tests: real Prometheus/Alertmanager processes through deploy.local.monitoring."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import ops
+from deploy.local import monitoring as ops
 
 ROOT = Path(__file__).resolve().parents[2]
 

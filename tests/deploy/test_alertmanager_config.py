@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams import ops
+from deploy.local import monitoring as ops
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
 

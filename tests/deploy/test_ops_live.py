@@ -1,4 +1,4 @@
-"""streams.ops with real processes: Prometheus scrapes a tiny exporter and evaluates the project's
+"""deploy.local.monitoring with real processes: Prometheus scrapes a tiny exporter and evaluates the project's
 recording rules; an alert travels Prometheus -> Alertmanager -> webhook; stop() leaves nothing."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from streams import ops
+from deploy.local import monitoring as ops
 
 TEST_RULES = """
 groups:

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from prometheus_client import CollectorRegistry
 
-from streams import ops
+from deploy.local import monitoring as ops
 from streams.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]

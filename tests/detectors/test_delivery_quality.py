@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 import pytest
 
+from deploy.simulator.simulation import Incident, Simulation, SimulationConfig
 from detectors.delivery_delay import DelayPredicted, DeliveryDelayMonitor
 from schemas.models import DeliveryEvent, Stream
 from schemas.parsing import parse_message
-from streams.simulator import Incident, Simulation, SimulationConfig
 
 H = 3600.0
 D = 86400.0

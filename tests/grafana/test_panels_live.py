@@ -1,6 +1,6 @@
 """Every panel's every query returns data from a Prometheus scraping a real worker that the
 simulator drove through all its incidents (fixture ``live_pipeline`` from tests/conftest.py:
-``.metrics_url`` of the worker, ``.prometheus_url`` of a Prometheus started by streams.ops with
+``.metrics_url`` of the worker, ``.prometheus_url`` of a Prometheus started by deploy.local.monitoring with
 the project's recording rules)."""
 
 from __future__ import annotations

@@ -57,12 +57,13 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from deploy.simulator.simulation import DEFAULT_START, Incident, Simulation, SimulationConfig, batch_messages
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler
 from streams.metrics import Metrics
 from streams.pipeline import Context, StreamHandler
 from streams.settings import Settings
-from streams.simulator import DEFAULT_START, Incident, Simulation, SimulationConfig, batch_messages
+from streams.topics import Topic
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +101,7 @@ def _handler(cls: type[StreamHandler]) -> StreamHandler:
 def _alerts(handler: StreamHandler, messages: list[tuple[bytes, bytes]]) -> list[bytes]:
     out = []
     for key, value in messages:
-        out += [r.value for r in handler.handle(value, key).records if r.topic == "topic_alerts"]
+        out += [r.value for r in handler.handle(value, key).records if r.topic == Topic.ALERTS]
     return out
 
 
@@ -241,7 +242,7 @@ def replay_job() -> dict[str, Any]:
         handlers = {"clickstream": _handler(ClickstreamHandler), "contacts": _handler(ContactsHandler)}
         raw = []
         for stream, key, value in messages:
-            raw += [r.value for r in handlers[stream].handle(value, key).records if r.topic == "topic_alerts"]
+            raw += [r.value for r in handlers[stream].handle(value, key).records if r.topic == Topic.ALERTS]
         runs.append(raw)
     return {"runs": runs}
 

@@ -14,6 +14,7 @@ from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
 from streams.pipeline import Context
 from streams.settings import Settings
+from streams.topics import Topic
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
 
@@ -141,7 +142,7 @@ def test_rejected_input_becomes_dead_letter_records(ctx):
     out = h.handle(b"garbage", key=b"cust-9", partition=3, offset=77)
     (record,) = out.records
     headers = dict(record.headers)
-    assert (record.topic, record.key, record.value) == ("topic_deadletter", b"cust-9", b"garbage")
+    assert (record.topic, record.key, record.value) == (Topic.DEADLETTER, b"cust-9", b"garbage")
     assert headers["cxpulse-reason"] == b"invalid_json"
     assert (headers["cxpulse-source-partition"], headers["cxpulse-source-offset"]) == (b"3", b"77")
     assert value(ctx, "cxpulse_events_rejected_total", stream="contacts", reason="invalid_json") == 1

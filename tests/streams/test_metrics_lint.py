@@ -8,7 +8,7 @@ import orjson
 import pytest
 import requests
 
-from streams import ops
+from deploy.local import monitoring as ops
 from tests.kafka_harness import produce, sample
 
 pytestmark = pytest.mark.kafka

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
+from deploy.simulator.producer import run_simulation
+from deploy.simulator.simulation import Incident, SimulationConfig
 from schemas import cloudevents as ce
-from streams.sim_producer import run_simulation
-from streams.simulator import Incident, SimulationConfig
 from tests.detectors.test_delivery_quality import INCIDENT, score
 from tests.kafka_harness import consume_all, isolated_settings, sample, start_worker, wait_signals_drained
 

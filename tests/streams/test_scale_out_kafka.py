@@ -15,8 +15,8 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from streams.localproc import free_port
-from streams.simulator import Incident, SimulationConfig, iter_encoded
+from deploy.local.processes import free_port
+from deploy.simulator.simulation import Incident, SimulationConfig, iter_encoded
 from tests.detectors.test_delivery_quality import INCIDENT
 from tests.kafka_harness import consume_all, isolated_settings, produce, sample, start_worker, wait_signals_drained
 

@@ -11,9 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas import Stream, parse_message
-from schemas.parsing import parse_timestamp
-from streams.simulator import (
+from deploy.simulator.simulation import (
     DAY,
     DEFAULT_START,
     HOUR,
@@ -31,6 +29,8 @@ from streams.simulator import (
     resolve_incidents,
     truth,
 )
+from schemas import Stream, parse_message
+from schemas.parsing import parse_timestamp
 
 KEY_FIELD = {"clickstream": "session_id", "contacts": "customer_id", "deliveries": "order_id"}
 

@@ -19,9 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
-from streams.kafka_runtime import KafkaBroker
-from streams.localproc import port_open
-from streams.settings import PROJECT_ROOT, Settings
+from deploy.local.kafka import KafkaBroker
+from deploy.local.processes import port_open
+from deploy.local.settings import LocalSettings
+from streams.settings import PROJECT_ROOT
 from streams.topics import create_topics
 
 #: Incidents at event-time offsets (hours), once the detectors have warmed up.
@@ -57,7 +58,7 @@ class _PagerHandler(BaseHTTPRequestHandler):
         pass
 
 
-def _spawn(args: list[str], log_name: str, settings: Settings) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], log_name: str, settings: LocalSettings) -> subprocess.Popen[bytes]:
     log = (settings.data_dir / log_name).open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "streams.cli", *args],
@@ -85,8 +86,8 @@ def _stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
         proc.wait(5)
 
 
-def run_demo(settings: Settings, rate: float = 300.0, speedup: float = 60.0) -> None:
-    from streams import ops
+def run_demo(settings: LocalSettings, rate: float = 300.0, speedup: float = 60.0) -> None:
+    from deploy.local import monitoring as ops
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     cleanup: list[tuple[str, Any]] = []
@@ -173,7 +174,7 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
 
 
-def _print_where_to_look(settings: Settings, metrics_url: str, speedup: float) -> None:
+def _print_where_to_look(settings: LocalSettings, metrics_url: str, speedup: float) -> None:
     prom = f"http://127.0.0.1:{settings.prometheus_port}"
     queries = [
         "cxpulse:csat_score:mean_rate15m", "sum by (reason) (rate(cxpulse_complaints_total[1m]))",

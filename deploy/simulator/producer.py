@@ -1,7 +1,7 @@
 """Produce simulated traffic to Kafka: pacing (event-time speedup and/or a wall-clock rate cap),
 clickstream batching, progress on stderr, optional ground-truth file.
 
-The generation itself is pure and lives in :mod:`streams.simulator`.
+The generation itself is pure and lives in :mod:`deploy.simulator.simulation`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from streams.simulator import (
+from deploy.simulator.simulation import (
     DEFAULT_TOPICS,
     STREAMS,
     Simulation,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -20,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from streams.exceptions import KafkaRuntimeError
-from streams.localproc import pid_alive, port_open, signal_group
-from streams.settings import PROJECT_ROOT
+from deploy import DEPLOY_DIR
+from deploy.local import system_packages
+from deploy.local.exceptions import KafkaRuntimeError, SystemPackageError
+from deploy.local.processes import pid_alive, port_open, signal_group
 
-KAFKA_DIR = PROJECT_ROOT / "deploy" / "kafka"
+KAFKA_DIR = DEPLOY_DIR / "kafka"
 POM = KAFKA_DIR / "pom.xml"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
@@ -42,21 +42,11 @@ def libs_dir() -> Path:
 
 
 def _require_tools() -> None:
-    """Java and Maven come from Debian's packages when missing (we run as root in CI)."""
-    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
-    if not missing:
-        return
-    packages = {"java": "openjdk-17-jre-headless", "mvn": "maven"}
+    """Java and Maven come from Debian's packages when missing."""
     try:
-        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", *(packages[t] for t in missing)],
-            check=True,
-            capture_output=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise KafkaRuntimeError(f"{', '.join(missing)} missing and could not be installed: {exc}") from exc
-
+        system_packages.ensure(system_packages.KAFKA_TOOLS)
+    except SystemPackageError as exc:
+        raise KafkaRuntimeError(str(exc)) from exc
 
 def install() -> Path:
     """Resolve the broker's jars once; return the folder holding them."""

@@ -16,7 +16,7 @@ result is written into the data dir.
 
 Typical use::
 
-    from streams import ops
+    from deploy.local import monitoring as ops
     ops.ensure_installed()
     am = ops.start_alertmanager(port=ops.free_port(), data_dir=tmp / "am",
                                 oncall_url="http://127.0.0.1:8001/oncall")
@@ -30,49 +30,36 @@ Typical use::
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from streams.localproc import free_port as free_port  # re-exported: callers use ops.free_port
-from streams.localproc import pid_alive, port_open, signal_group
+from deploy import DEPLOY_DIR
+from deploy.local import system_packages
+from deploy.local.exceptions import OpsError, SystemPackageError
+from deploy.local.processes import free_port as free_port  # re-exported: callers use ops.free_port
+from deploy.local.processes import pid_alive, port_open, signal_group
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PROMETHEUS_DIR = PROJECT_ROOT / "deploy" / "prometheus"
+PROMETHEUS_DIR = DEPLOY_DIR / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 PROMETHEUS_RULES = (
     PROMETHEUS_DIR / "rules" / "recording.yml",
     PROMETHEUS_DIR / "rules" / "alerts.yml",
 )
-ALERTMANAGER_CONFIG = PROJECT_ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+ALERTMANAGER_CONFIG = DEPLOY_DIR / "alertmanager" / "alertmanager.yml"
 
 DEFAULT_HOST = "127.0.0.1"
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
 WORKER_JOB = "cxpulse"
 
-#: Tool name -> candidate executables (Debian names first).
-BINARIES: dict[str, tuple[str, ...]] = {
-    "prometheus": ("prometheus",),
-    "promtool": ("promtool",),
-    "alertmanager": ("prometheus-alertmanager", "alertmanager"),
-    "amtool": ("amtool",),
-}
-#: Debian packages that provide :data:`BINARIES`.
-APT_PACKAGES = ("prometheus", "prometheus-alertmanager")
-
-
-class OpsError(RuntimeError):
-    """A Prometheus/Alertmanager process could not be installed, started or stopped."""
 
 
 @dataclass
@@ -124,50 +111,20 @@ class ManagedProcess:
 
 
 def find_binary(tool: str) -> str | None:
-    """Path of ``tool`` (a key of :data:`BINARIES`) on PATH or in /usr/bin, else None."""
-    for name in BINARIES[tool]:
-        path = shutil.which(name) or (
-            f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None
-        )
-        if path:
-            return path
-    return None
+    """Path of prometheus, promtool, alertmanager or amtool, or None."""
+    return system_packages.find(tool)
 
 
 def ensure_installed(*, install: bool = True) -> dict[str, str]:
     """Make sure prometheus, promtool, alertmanager and amtool exist; return tool -> path.
 
-    Missing tools are installed with ``apt-get install prometheus prometheus-alertmanager``
-    (as root, or through ``sudo -n``). Debian's maintainer scripts may try to start the system
-    services; that is harmless for cxpulse, whose processes use their own ports and data dirs.
+    Debian's maintainer scripts may try to start the system services; that is harmless for
+    cxpulse, whose processes use their own ports and data dirs.
     """
-    found = {tool: find_binary(tool) for tool in BINARIES}
-    missing = [tool for tool, path in found.items() if path is None]
-    if missing and install:
-        _apt_install(APT_PACKAGES)
-        found = {tool: find_binary(tool) for tool in BINARIES}
-        missing = [tool for tool, path in found.items() if path is None]
-    if missing:
-        raise OpsError(
-            f"missing {', '.join(missing)}: install the Debian packages "
-            f"({' '.join(APT_PACKAGES)}) or put the binaries on PATH"
-        )
-    return {tool: path for tool, path in found.items() if path is not None}
-
-
-def _apt_install(packages: Sequence[str]) -> None:
-    prefix: list[str] = []
-    if os.geteuid() != 0:
-        if shutil.which("sudo") is None:
-            raise OpsError(f"need root (or sudo) to apt-get install {' '.join(packages)}")
-        prefix = ["sudo", "-n"]
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *packages]):
-        result = subprocess.run(prefix + cmd, env=env, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise OpsError(
-                f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-2000:]}"
-            )
+    try:
+        return system_packages.ensure(system_packages.MONITORING_TOOLS, install=install)
+    except SystemPackageError as exc:
+        raise OpsError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- helpers

@@ -9,9 +9,10 @@ from typing import Any
 import orjson
 
 from streams.settings import Settings
-from streams.topics import client_config
+from streams.topics import Topic, client_config, topic_names
 
-TOPIC_SETTING = {"notifications": "topic_notifications", "alerts": "topic_alerts", "deadletter": "topic_deadletter"}
+#: What can be tailed: the output topics.
+TAILABLE = (Topic.NOTIFICATIONS, Topic.ALERTS, Topic.DEADLETTER)
 
 
 def format_record(what: str, value: bytes, headers: dict[str, bytes]) -> str:
@@ -35,9 +36,9 @@ def format_record(what: str, value: bytes, headers: dict[str, bytes]) -> str:
 def tail_topic(settings: Settings, what: str, from_beginning: bool = False, limit: int = 0) -> int:
     from confluent_kafka import Consumer
 
-    if what not in TOPIC_SETTING:
-        raise SystemExit(f"unknown stream {what!r}; choose one of {', '.join(TOPIC_SETTING)}")
-    topic = getattr(settings, TOPIC_SETTING[what])
+    if what not in TAILABLE:
+        raise SystemExit(f"unknown stream {what!r}; choose one of {', '.join(TAILABLE)}")
+    topic = topic_names(settings)[Topic(what)]
     consumer = Consumer(
         client_config(settings)
         | {

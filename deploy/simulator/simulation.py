@@ -1,6 +1,6 @@
 """Deterministic CX traffic simulator: clickstream sessions, support contacts, delivery tracking.
 
-Pure generation (no Kafka here; :mod:`streams.sim_producer` paces and produces). Every entity
+Pure generation (no Kafka here; :mod:`deploy.simulator.producer` paces and produces). Every entity
 (session, contact, order) is a small generator process; a heap merges them into one stream in
 event-time order. One ``random.Random(seed)`` drives everything and processes are resumed in a
 deterministic order (heap ties broken by a sequence number), so a seed fixes every byte.
