@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -155,31 +154,32 @@ class Detractor:
 
 
 class DetractorRule:
-    """Flags detractor survey responses; remembers each contact's reason (bounded LRU).
+    """Flags detractor survey responses.
+
+    The reason of the contact a survey refers to comes from the caller, which already keeps
+    one map of contacts (the contacts handler), so the rule keeps no state of its own.
 
     Parameters
     ----------
     csat_max, nps_max, ces_min : int
         Detractor if CSAT <= csat_max or NPS <= nps_max or CES >= ces_min (inclusive).
-    max_reasons : int
-        Contact reasons remembered (least recently used dropped first).
 
     Examples
     --------
     >>> from schemas.models import ContactEvent
     >>> rule = DetractorRule()
-    >>> rule.process(ContactEvent("e1", 0.0, "contact_opened", "c-1", contact_id="k1",
-    ...                           reason="billing"))
-    >>> d = rule.process(ContactEvent("e2", 9.0, "survey_response", "c-1", contact_id="k1", csat=2))
+    >>> d = rule.process(ContactEvent("e2", 9.0, "survey_response", "c-1", contact_id="k1", csat=2),
+    ...                  contact_reason="billing")
     >>> d.reason, d.csat
     ('billing', 2)
+    >>> rule.process(ContactEvent("e3", 9.0, "survey_response", "c-1", contact_id="k1", csat=4)) is None
+    True
     """
 
-    def __init__(self, csat_max: int = 2, nps_max: int = 6, ces_min: int = 6,
-                 max_reasons: int = 100_000) -> None:
-        self.csat_max, self.nps_max, self.ces_min = csat_max, nps_max, ces_min
-        self.max_reasons = max_reasons
-        self.reasons: OrderedDict[str, str | None] = OrderedDict()
+    def __init__(self, csat_max: int = 2, nps_max: int = 6, ces_min: int = 6) -> None:
+        self.csat_max = csat_max
+        self.nps_max = nps_max
+        self.ces_min = ces_min
 
     def is_detractor(self, csat: int | None, nps: int | None, ces: int | None) -> bool:
         """The threshold test alone."""
@@ -187,19 +187,12 @@ class DetractorRule:
                 or (nps is not None and nps <= self.nps_max)
                 or (ces is not None and ces >= self.ces_min))
 
-    def process(self, event: ContactEvent) -> Detractor | None:
-        """Remember reasons of opened contacts; return a :class:`Detractor` for bad surveys."""
-        if event.type == "contact_opened" and event.contact_id is not None:
-            self.reasons[event.contact_id] = event.reason
-            self.reasons.move_to_end(event.contact_id)
-            while len(self.reasons) > self.max_reasons:
-                self.reasons.popitem(last=False)
-            return None
+    def process(self, event: ContactEvent, contact_reason: str | None = None) -> Detractor | None:
+        """A :class:`Detractor` for a bad survey; ``contact_reason`` is the reason of the
+        contact the survey refers to, used when the survey carries none."""
         if event.type != "survey_response" or not self.is_detractor(event.csat, event.nps,
                                                                      event.ces):
             return None
-        reason = event.reason
-        if reason is None and event.contact_id is not None:
-            reason = self.reasons.get(event.contact_id)
+        reason = event.reason if event.reason is not None else contact_reason
         return Detractor(event.customer_id, event.contact_id, event.csat, event.nps, event.ces,
                          reason, event.ts)

@@ -88,8 +88,8 @@ class FrustrationSignals:
     >>> evs.append(E("e9", 100.7, "error", "s1", "/pay", message="TypeError"))
     >>> [s.kind for e in evs for s in fs.process(e)]
     ['rage_click', 'error_click']
-    >>> fs.active_sessions, fs.expire(now=100.7 + 1801), fs.active_sessions
-    (1, 1, 0)
+    >>> fs.active_sessions, fs.sessions_started, fs.expire(now=100.7 + 1801), fs.active_sessions
+    (1, 1, 1, 0)
     """
 
     __slots__ = (
@@ -101,6 +101,7 @@ class FrustrationSignals:
         "max_sessions",
         "rage",
         "session_timeout_s",
+        "sessions_started",
     )
 
     def __init__(
@@ -134,6 +135,8 @@ class FrustrationSignals:
         # Ordered by last arrival: the front holds the sessions idle the longest.
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._streaks: OrderedDict[str, _Streak] = OrderedDict()
+        #: Sessions seen for the first time (monotonic; an expired session seen again counts again).
+        self.sessions_started = 0
 
     @property
     def active_sessions(self) -> int:
@@ -153,6 +156,7 @@ class FrustrationSignals:
         if st is None:
             st = _Session()
             sessions[sid] = st
+            self.sessions_started += 1
             if len(sessions) > self.max_sessions:
                 sessions.popitem(last=False)
         else:

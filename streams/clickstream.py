@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from detectors.customer_signal import CustomerSignal
 from detectors.frustration import FrustrationSignals
 from detectors.signals import Signal
 from schemas import ClickstreamEvent, Stream
 from streams.alerts import series_monitor
 from streams.event_time import RollingWindow
+from streams.metrics import Children
 from streams.pipeline import Context, Outputs, StreamHandler
 
 
@@ -34,42 +33,46 @@ def frustration_signals(ctx: Context) -> FrustrationSignals:
 
 
 class ClickstreamHandler(StreamHandler):
+    """Page and error metrics, and the frustration detectors, over one session map.
+
+    The frustration detector's per-session state is the worker's only session map: the active
+    sessions gauge and the sessions-started counter read it, so nothing is kept twice.
+    """
+
     stream = Stream.CLICKSTREAM
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         m = self.metrics
-        self._sessions: OrderedDict[str, float] = OrderedDict()  # session -> last event ts
-        self._session_timeout = ctx.settings.session_timeout_seconds
-        self._page_views: dict[str, object] = {}
         self._errors_window = RollingWindow(ctx.settings.window_seconds)
         self._login_ok = m.logins.labels("success")
         self._login_failed = m.logins.labels("failure")
-        m.active_sessions.set_function(lambda: len(self._sessions))
+        self._sessions_started = m.sessions_started
+        self._page_views = Children(m.page_views)
+        self._clicks = Children(m.clicks)
+        self._client_errors = Children(m.client_errors)
         self.frustration = frustration_signals(ctx)
+        m.active_sessions.set_function(lambda: self.frustration.active_sessions)
         self.monitor = series_monitor(ctx, "/cxpulse/clickstream")
         self._signal_counters = {
-            "rage_click": m.rage_clicks,
-            "error_click": m.error_clicks,
-            "dead_click": m.dead_clicks,
+            "rage_click": Children(m.rage_clicks),
+            "error_click": Children(m.error_clicks),
+            "dead_click": Children(m.dead_clicks),
         }
         m.client_error_rolling_ratio.set_function(self._error_ratio)
 
     def on_event(self, event: ClickstreamEvent, late: bool, out: Outputs) -> None:  # type: ignore[override]
-        m = self.metrics
-        self._touch_session(event.session_id, event.ts)
         kind = event.type
+        page = self.ctx.pages(event.page)  # the event's route label, computed once
         if kind == "page_view":
-            page = self.ctx.pages(event.page)
-            m.page_views.labels(page).inc()
+            self._page_views.get_child(page).inc()
             if not late:
                 self._errors_window.add(event.ts, 0.0)
                 self.monitor.observe("client_error_rate", {}, event.ts, 0.0, "mean")
         elif kind == "click":
-            m.clicks.labels(self.ctx.pages(event.page)).inc()
+            self._clicks.get_child(page).inc()
         elif kind == "error":
-            page = self.ctx.pages(event.page)
-            m.client_errors.labels(page).inc()
+            self._client_errors.get_child(page).inc()
             if not late:
                 # An error adds to the numerator only: page views stay the denominator.
                 self._errors_window.add(event.ts, 1.0, count=0.0)
@@ -77,14 +80,18 @@ class ClickstreamHandler(StreamHandler):
                 self.monitor.observe(f'client_errors{{page="{page}"}}', {"page": page}, event.ts)
         elif kind == "login":
             (self._login_ok if event.success else self._login_failed).inc()
-        for found in self.frustration.process(event):
-            self._on_signal(found, late, out)
+        started = self.frustration.sessions_started
+        found_signals = self.frustration.process(event)
+        if self.frustration.sessions_started != started:
+            self._sessions_started.inc()
+        for found in found_signals:
+            # An error click carries the page of its click, which may differ from the error's.
+            self._on_signal(found, page if found.page == event.page else self.ctx.pages(found.page), late, out)
 
-    def _on_signal(self, found: Signal, late: bool, out: Outputs) -> None:
-        page = self.ctx.pages(found.page)
+    def _on_signal(self, found: Signal, page: str, late: bool, out: Outputs) -> None:
         counter = self._signal_counters.get(found.kind)
         if counter is not None:
-            counter.labels(page).inc()
+            counter.get_child(page).inc()
         else:
             self.metrics.failed_login_streaks.inc()
         if found.kind == "rage_click" and not late:
@@ -93,27 +100,9 @@ class ClickstreamHandler(StreamHandler):
             # The session id is the cause; the page goes as its route template (no ids).
             out.signal(CustomerSignal(found.kind, found.customer_id, found.ts, found.session_id, {"page": page}))
 
-    def _touch_session(self, session_id: str, ts: float) -> None:
-        sessions = self._sessions
-        if session_id in sessions:
-            sessions.move_to_end(session_id)
-            if ts > sessions[session_id]:
-                sessions[session_id] = ts
-        else:
-            sessions[session_id] = ts
-            self.metrics.sessions_started.inc()
-
     def on_clock(self, now: float, out: Outputs) -> None:
         self.frustration.expire(now)
         self.monitor.advance(now, out)
-        # Sessions are kept in last-touch order, so expiry stops at the first live one.
-        sessions = self._sessions
-        horizon = now - self._session_timeout
-        while sessions:
-            oldest = next(iter(sessions))
-            if sessions[oldest] >= horizon:
-                break
-            del sessions[oldest]
 
     def _error_ratio(self) -> float:
         window = self._errors_window

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import NamedTuple
 
 from detectors.contact_rules import DetractorRule, RepeatContactRule
 from detectors.customer_signal import CustomerSignal
 from schemas import ContactEvent, Stream
 from streams.alerts import series_monitor
 from streams.event_time import RollingWindow, mean_reader
+from streams.metrics import Children
 from streams.pipeline import Context, Outputs, StreamHandler
 from streams.topics import Store
 
-MAX_OPEN_CONTACTS = 500_000
+#: Contacts remembered for resolution times and for the reason of a later survey (LRU bound).
+MAX_KNOWN_CONTACTS = 500_000
+NPS_VALUES = {"promoter": 100.0, "passive": 0.0, "detractor": -100.0}
+
+
+class KnownContact(NamedTuple):
+    """What later events of a contact need: when it opened (None once resolved) and why."""
+
+    opened_ts: float | None
+    channel: str  # label value
+    reason: str | None  # as sent, for the detractor follow-up
 
 
 def nps_category(score: int) -> str:
@@ -48,53 +60,59 @@ class ContactsHandler(StreamHandler):
             (self.fcr, m.fcr_rolling),
         ):
             gauge.set_function(mean_reader(rolling, self.event_clock))
-        # contact_id -> (opened ts, channel, reason): resolution time and detractor context.
-        self.open_contacts: OrderedDict[str, tuple[float, str, str]] = OrderedDict()
+        # The one map of contacts: resolution time, and the reason a later survey refers to.
+        self.contacts: OrderedDict[str, KnownContact] = OrderedDict()
+        self._opened_by = Children(m.contacts_opened)
+        self._complaints = Children(m.complaints)
+        self._resolution_time = Children(m.resolution_time)
+        self._resolved_fcr = {True: m.contacts_resolved.labels("true"), False: m.contacts_resolved.labels("false")}
+        self._nps_responses = {category: m.nps_responses.labels(category) for category in NPS_VALUES}
 
     def on_event(self, event: ContactEvent, late: bool, out: Outputs) -> None:  # type: ignore[override]
         if event.type == "contact_opened":
-            self._opened(event, late)
-            if event.complaint:
-                detail = {"reason": self.ctx.label("reason", event.reason)}
-                out.signal(CustomerSignal("complaint", event.customer_id, event.ts, event.contact_id or "", detail))
+            self._opened(event, late, out)
             repeat = self.repeats.process(event)
             if repeat is not None:
                 out.signal(repeat.to_signal())
-        elif event.type == "contact_resolved":
+            return
+        if event.type == "contact_resolved":
             self._resolved(event, late)
         else:
             self._survey(event, late)
-        # The detractor rule also remembers each contact's reason, so it sees every event.
-        detractor = self.detractors.process(event)
+        known = self.contacts.get(event.contact_id) if event.contact_id is not None else None
+        detractor = self.detractors.process(event, known.reason if known is not None else None)
         if detractor is not None:
             out.signal(detractor.to_signal())
 
-    def _opened(self, event: ContactEvent, late: bool) -> None:
-        m = self.metrics
+    def _opened(self, event: ContactEvent, late: bool, out: Outputs) -> None:
         channel = self.ctx.label("channel", event.channel)
         reason = self.ctx.label("reason", event.reason)
-        m.contacts_opened.labels(channel, reason).inc()
+        self._opened_by.get_child(channel, reason).inc()
         if event.complaint:
-            m.complaints.labels(reason, channel).inc()
+            self._complaints.get_child(reason, channel).inc()
             if not late:
                 self.monitor.observe(f'complaints{{reason="{reason}"}}', {"reason": reason}, event.ts)
                 self.monitor.observe(f'complaints_by_channel{{channel="{channel}"}}', {"channel": channel}, event.ts)
+            detail = {"reason": reason}
+            out.signal(CustomerSignal("complaint", event.customer_id, event.ts, event.contact_id or "", detail))
         assert event.contact_id is not None  # required by the schema
-        self.open_contacts[event.contact_id] = (event.ts, channel, reason)
-        while len(self.open_contacts) > MAX_OPEN_CONTACTS:
-            self.open_contacts.popitem(last=False)
+        contacts = self.contacts
+        contacts[event.contact_id] = KnownContact(event.ts, channel, event.reason)
+        contacts.move_to_end(event.contact_id)
+        while len(contacts) > MAX_KNOWN_CONTACTS:
+            contacts.popitem(last=False)
 
     def _resolved(self, event: ContactEvent, late: bool) -> None:
-        m = self.metrics
         fcr = bool(event.first_contact_resolution)
-        m.contacts_resolved.labels("true" if fcr else "false").inc()
+        self._resolved_fcr[fcr].inc()
         if not late:
             self.fcr.add(event.ts, 1.0 if fcr else 0.0)
             self.monitor.observe("fcr", {}, event.ts, 1.0 if fcr else 0.0, "mean")
-        opened = self.open_contacts.pop(event.contact_id or "", None)
-        if opened is not None:
-            opened_ts, channel, _ = opened
-            m.resolution_time.labels(channel).observe(max(0.0, event.ts - opened_ts))
+        known = self.contacts.get(event.contact_id or "")
+        if known is not None and known.opened_ts is not None:
+            self._resolution_time.get_child(known.channel).observe(max(0.0, event.ts - known.opened_ts))
+            # Kept for a later survey's reason; a second resolution is not timed again.
+            self.contacts[event.contact_id or ""] = known._replace(opened_ts=None)
 
     def _survey(self, event: ContactEvent, late: bool) -> None:
         m = self.metrics
@@ -109,9 +127,9 @@ class ContactsHandler(StreamHandler):
                 self.ces.add(event.ts, event.ces)
         if event.nps is not None:
             category = nps_category(event.nps)
-            m.nps_responses.labels(category).inc()
+            self._nps_responses[category].inc()
             if not late:
-                value = {"promoter": 100.0, "passive": 0.0, "detractor": -100.0}[category]
+                value = NPS_VALUES[category]
                 self.nps.add(event.ts, value)
                 self.monitor.observe("nps", {}, event.ts, value, "mean")
 

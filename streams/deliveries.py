@@ -14,6 +14,7 @@ from detectors.transit_model import TransitModel
 from schemas import DeliveryEvent, Stream
 from streams.alerts import series_monitor
 from streams.event_time import RollingWindow, mean_reader
+from streams.metrics import Children
 from streams.pipeline import Context, Outputs, StreamHandler
 from streams.topics import Store
 
@@ -35,29 +36,35 @@ class DeliveriesHandler(StreamHandler):
         self.on_time: dict[tuple[str, str], RollingWindow] = {}
         self.metrics.orders_open.set_function(lambda: len(self.delays.store))
         self.monitor = series_monitor(ctx, "/cxpulse/deliveries", step_s=ctx.settings.delivery_alert_step_seconds)
+        m = self.metrics
+        self._status = Children(m.delivery_status)
+        self._failed_attempts = Children(m.failed_attempts)
+        self._exceptions = Children(m.delivery_exceptions)
+        self._predicted = Children(m.delivery_delays_predicted)
+        self._outcomes = Children(m.deliveries)
 
     def on_event(self, event: DeliveryEvent, late: bool, out: Outputs) -> None:  # type: ignore[override]
-        m = self.metrics
-        carrier = self.ctx.label("carrier", event.carrier)
-        region = self.ctx.label("region", event.region)
+        labels = self.ctx.label("carrier", event.carrier), self.ctx.label("region", event.region)
         status = event.type
-        m.delivery_status.labels(status, carrier, region).inc()
+        self._status.get_child(status, *labels).inc()
         if status == "failed_attempt":
-            m.failed_attempts.labels(carrier, region).inc()
+            self._failed_attempts.get_child(*labels).inc()
         elif status == "exception":
-            m.delivery_exceptions.labels(carrier, region).inc()
+            self._exceptions.get_child(*labels).inc()
         for finding in self.delays.process(event):
-            self._on_finding(finding, late, out)
+            same_lane = finding.carrier == event.carrier and finding.region == event.region
+            self._on_finding(finding, late, out, labels if same_lane else None)
 
-    def _on_finding(self, finding: Finding, late: bool, out: Outputs) -> None:
+    def _on_finding(self, finding: Finding, late: bool, out: Outputs, labels: tuple[str, str] | None = None) -> None:
         m = self.metrics
-        carrier = self.ctx.label("carrier", finding.carrier)
-        region = self.ctx.label("region", finding.region)
+        if labels is None:
+            labels = self.ctx.label("carrier", finding.carrier), self.ctx.label("region", finding.region)
+        carrier, region = labels
         if isinstance(finding, Delivered):
             if finding.on_time is not None:
                 self._delivered(finding.ts, finding.on_time, carrier, region, late)
         elif isinstance(finding, DelayPredicted):
-            m.delivery_delays_predicted.labels(carrier, region).inc()
+            self._predicted.get_child(carrier, region).inc()
             out.signal(finding.to_signal())
         elif isinstance(finding, DeliveryFailed):
             out.signal(finding.to_signal())
@@ -65,7 +72,7 @@ class DeliveriesHandler(StreamHandler):
             m.delivery_delays_missed.inc()
 
     def _delivered(self, ts: float, on_time: bool, carrier: str, region: str, late: bool) -> None:
-        self.metrics.deliveries.labels(carrier, region, "on_time" if on_time else "late").inc()
+        self._outcomes.get_child(carrier, region, "on_time" if on_time else "late").inc()
         if late:
             return
         window = self.on_time.get((carrier, region))

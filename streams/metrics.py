@@ -14,6 +14,8 @@ recording rules in ``deploy/prometheus/rules/`` do.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, disable_created_metrics
 
 # `*_created` series double the exposition and no board or rule reads them.
@@ -207,3 +209,29 @@ class Metrics:
             "Customers whose frustration score crossed the threshold.",
             registry=r,
         )
+
+
+class Children(dict[tuple[str, ...], Any]):
+    """The children of one labelled metric, bound once per label set and then reused.
+
+    ``metric.labels(...)`` costs a lock and a dict lookup on every call; label values are
+    bounded (capped and normalised), so memoising the bound child per label tuple is bounded
+    too and leaves the hot path one dict lookup.
+
+    >>> from prometheus_client import CollectorRegistry, Counter
+    >>> views = Children(Counter("v", "views", ["page"], registry=CollectorRegistry()))
+    >>> views.get_child("/cart") is views.get_child("/cart")
+    True
+    """
+
+    __slots__ = ("metric",)
+
+    def __init__(self, metric: Any) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def get_child(self, *values: str) -> Any:
+        child = self.get(values)
+        if child is None:
+            child = self[values] = self.metric.labels(*values)
+        return child

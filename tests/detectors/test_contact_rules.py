@@ -49,12 +49,11 @@ def test_detractor_boundaries(csat, nps, ces, detractor) -> None:  # type: ignor
     assert (rule.process(ev) is not None) is detractor
 
 
-def test_detractor_reason_memory_bounded() -> None:
-    rule = DetractorRule(max_reasons=2)
-    for i in range(3):
-        rule.process(ContactEvent(f"o{i}", 0.0, "contact_opened", "c", contact_id=f"k{i}",
-                                  reason=f"r{i}"))
-    d0 = rule.process(ContactEvent("s0", 1.0, "survey_response", "c", contact_id="k0", csat=1))
-    d2 = rule.process(ContactEvent("s2", 1.0, "survey_response", "c", contact_id="k2", csat=1))
-    assert d0 is not None and d0.reason is None
-    assert d2 is not None and d2.reason == "r2"
+def test_detractor_reason_comes_from_the_survey_first_then_its_contact() -> None:
+    rule = DetractorRule()
+    own = rule.process(ContactEvent("s0", 1.0, "survey_response", "c", contact_id="k0", csat=1, reason="billing"),
+                       contact_reason="delivery")
+    borrowed = rule.process(ContactEvent("s1", 1.0, "survey_response", "c", contact_id="k1", csat=1),
+                            contact_reason="delivery")
+    assert own is not None and own.reason == "billing"
+    assert borrowed is not None and borrowed.reason == "delivery"

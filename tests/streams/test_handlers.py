@@ -101,6 +101,28 @@ def test_first_contact_resolution_and_resolution_time(ctx):
     assert value(ctx, "cxpulse_resolution_time_seconds_bucket", channel="email", le="1800.0") == 3
 
 
+def test_one_contact_map_times_resolution_once_and_gives_a_later_survey_its_reason(ctx, monkeypatch):
+    monkeypatch.setattr("streams.contacts.MAX_KNOWN_CONTACTS", 2)
+    h = ContactsHandler(ctx)
+
+    def contact(i: int, kind: str, ts: float, **extra) -> dict:
+        return {"event_id": f"{kind}{i}-{ts}", "ts": iso(ts), "type": kind, "contact_id": f"k{i}",
+                "customer_id": f"c{i}", **extra}
+
+    send(h, contact(0, "contact_opened", 0, channel="chat", reason="billing", complaint=False),
+         contact(0, "contact_resolved", 100, first_contact_resolution=True),
+         contact(0, "contact_resolved", 200, first_contact_resolution=True))
+    assert value(ctx, "cxpulse_resolution_time_seconds_count", channel="chat") == 1  # not timed twice
+    records = send(h, contact(0, "survey_response", 300, csat=1))
+    signals = [s for r in records if r.topic == Topic.SIGNALS for s in orjson.loads(r.value)]
+    assert [s["kind"] for s in signals] == ["detractor"]
+    assert "billing" in orjson.dumps(signals[0]).decode()  # the reason of the contact, kept after resolution
+    # Bounded: two newer contacts push k0 out, so its next survey has no reason to borrow.
+    send(h, contact(1, "contact_opened", 400, channel="chat", reason="returns", complaint=False),
+         contact(2, "contact_opened", 500, channel="chat", reason="account", complaint=False))
+    assert len(h.contacts) == 2 and "k0" not in h.contacts
+
+
 @pytest.mark.parametrize(
     ("score", "category"),
     [(0, "detractor"), (6, "detractor"), (7, "passive"), (8, "passive"), (9, "promoter"), (10, "promoter")],
