@@ -54,16 +54,3 @@ DELAYS_MISSED = Target(goal=1, bad=5, alert="DeliveryDelaysMissed")
 DEADLETTER_RATIO = Target(goal=0.005, bad=0.01, alert="DeadLetterRateHigh")
 #: Messages the workers are behind; the alert also needs the lag to be growing.
 CONSUMER_LAG = Target(goal=100, bad=1000, alert="ConsumerLagGrowing")
-
-ALL = (
-    CSAT,
-    NPS,
-    CES,
-    FCR,
-    ON_TIME,
-    COMPLAINT_RATE,
-    CLIENT_ERROR_RATIO,
-    DELAYS_MISSED,
-    DEADLETTER_RATIO,
-    CONSUMER_LAG,
-)
