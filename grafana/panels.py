@@ -96,6 +96,12 @@ def traffic_light(target: Target) -> dashboard.ThresholdsConfig:
     return lower_is_better(target.goal, target.bad)
 
 
+def _framed(panel, title: str, description: str, unit: str, w: int, h: int, thresholds):
+    """What every panel kind sets alike: title, description, datasource, unit, size, thresholds."""
+    panel = panel.title(title).description(description).datasource(DATASOURCE).unit(unit).span(w).height(h)
+    return panel if thresholds is None else panel.thresholds(thresholds)
+
+
 def ts(
     title: str,
     queries: Sequence[Q],
@@ -111,13 +117,7 @@ def ts(
 ) -> timeseries.Panel:
     """Time series panel, legend as a table (right of wide panels, under narrow ones)."""
     panel = (
-        timeseries.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
-        .span(w)
-        .height(h)
+        _framed(timeseries.Panel(), title, description, unit, w, h, thresholds)
         .line_width(1)
         .fill_opacity(10)
         .legend(
@@ -130,8 +130,6 @@ def ts(
     )
     if stack:
         panel = panel.stacking(StackingConfig().mode(StackingMode.NORMAL))
-    if thresholds is not None:
-        panel = panel.thresholds(thresholds)
     if min_val is not None:
         panel = panel.min(min_val)
     if max_val is not None:
@@ -152,19 +150,11 @@ def st(
 ) -> stat.Panel:
     """Stat panel: the last value, background coloured by ``thresholds``."""
     panel = (
-        stat.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
-        .span(w)
-        .height(h)
+        _framed(stat.Panel(), title, description, unit, w, h, thresholds)
         .color_mode(BigValueColorMode.BACKGROUND)
         .graph_mode(BigValueGraphMode.AREA)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
     )
-    if thresholds is not None:
-        panel = panel.thresholds(thresholds)
     if decimals is not None:
         panel = panel.decimals(decimals)
     return _with_queries(panel, queries)
@@ -182,21 +172,13 @@ def bars(
 ) -> bargauge.Panel:
     """Bar gauge of the last value per series, from 0 (to 1 for ratios)."""
     panel = (
-        bargauge.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
-        .span(w)
-        .height(h)
+        _framed(bargauge.Panel(), title, description, unit, w, h, thresholds)
         .min(0)
         .display_mode(BarGaugeDisplayMode.GRADIENT)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
     )
     if unit == "percentunit":
         panel = panel.max(1)
-    if thresholds is not None:
-        panel = panel.thresholds(thresholds)
     return _with_queries(panel, queries)
 
 
