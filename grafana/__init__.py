@@ -1,2 +1,3 @@
-"""cxpulse Grafana boards as code: ``dashboards`` (the boards), ``generate`` (write JSON),
+"""cxpulse Grafana boards as code: ``boards`` (one module per board), ``panels`` (what they are
+built from), ``targets`` (the CX targets the alerts share), ``generate`` (write JSON),
 ``push`` (upload to a Grafana), ``queries`` (every panel query, for live tests)."""

@@ -1,4 +1,4 @@
-"""Write the boards of :mod:`grafana.dashboards` as JSON files (``cxpulse grafana generate``).
+"""Write the boards of :mod:`grafana.boards` as JSON files (``cxpulse grafana generate``).
 
 python -m grafana.generate [OUT_DIR]      # default: grafana/dashboards/
 """
@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from grafana.dashboards import all_dashboards, to_json
+from grafana.boards import all_dashboards, to_json
 
 DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
 

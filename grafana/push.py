@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from urllib.parse import urlparse
 
-from grafana.dashboards import DATASOURCE_UID
 from grafana.generate import DASHBOARDS_DIR
+from grafana.panels import DATASOURCE_UID
 
 FOLDER_TITLE = "cxpulse"
 FOLDER_UID = "cxpulse"

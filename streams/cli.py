@@ -193,7 +193,7 @@ def demo(
 def grafana_generate(
     out: Annotated[Path | None, typer.Option(help="Folder for the JSON (default grafana/dashboards).")] = None,
 ) -> None:
-    """Regenerate the dashboards' JSON from grafana/dashboards.py."""
+    """Regenerate the dashboards' JSON from the boards in grafana/boards/."""
     from grafana.generate import DASHBOARDS_DIR
     from grafana.generate import main as generate
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grafana.dashboards import DATASOURCE_UID
+from grafana.panels import DATASOURCE_UID
 from grafana.push import push
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "grafana" / "dashboards"
