@@ -93,9 +93,11 @@ class RepeatContactRule:
                 self._index.schedule(cid, float(items[-1][0]) + window_s)
 
     def process(self, event: ContactEvent) -> RepeatContact | None:
-        """Apply a contact event (only ``contact_opened`` counts); expire idle customers."""
-        self.clock = max(self.clock, event.ts)
-        self.advance(self.clock)
+        """Apply a contact event (only ``contact_opened`` counts), in the customer's own time.
+
+        Nothing is expired here: another partition's contacts may be far behind this one's,
+        so other customers' histories expire only in :meth:`advance`, on the watermark.
+        """
         if event.type != "contact_opened" or event.contact_id is None:
             return None
         items = [it for it in self.store.get(event.customer_id, [])
@@ -113,7 +115,8 @@ class RepeatContactRule:
                              tuple(it[2] for it in hit), tuple(it[3] for it in hit), event.ts)
 
     def advance(self, now: float) -> None:
-        """Drop customers whose newest contact left the window by event time ``now``."""
+        """Drop customers whose newest contact left the window by ``now``: the watermark of
+        the contacts stream (the minimum over its partitions), never the newest event seen."""
         self.clock = max(self.clock, now)
         for cid, _ in list(self._index.pop_due(now)):
             self.store.pop(cid, None)

@@ -361,13 +361,17 @@ class DeliveryDelayMonitor:
         return out
 
     def rebuild_index(self) -> None:
-        """Rebuild the due-time index and the clock from the store (after recovery)."""
+        """Rebuild the due-time index from the store (after recovery or a new assignment).
+
+        The clock is left alone: the newest ``last_ts`` over the recovered orders is the newest
+        event of *some* partition, and moving the clock there would judge the orders of every
+        partition still behind it too early. The caller's watermark moves it.
+        """
         self._index.clear()
         self._by_cr.clear()
         for order_id, st in self.store.items():
             self._index.schedule(order_id, float(st["due"]))
             self._by_cr.setdefault(f"{st['carrier']}/{st['region']}", set()).add(order_id)
-            self.clock = max(self.clock, float(st["last_ts"]))
 
     def next_due(self) -> float | None:
         """Earliest event time at which :meth:`advance` has work, or None."""

@@ -92,6 +92,6 @@ class CustomersHandler:
     def _expire(self) -> None:
         # The policy's expiry scans its store: once per event-time hour is plenty.
         now = self.event_clock.advance()
-        if now >= self._next_expiry:
+        if now != float("-inf") and now >= self._next_expiry:
             self._next_expiry = now + 3600.0
             self.policy.expire(now)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 
@@ -45,9 +45,12 @@ class Watermark:
     ``now`` is the *minimum* over the partitions that are live: when a worker catches up on a
     backlog, Kafka hands it partitions in uneven chunks, and a maximum would let one partition
     that ran ahead close windows and declare orders silent for the partitions still behind.
-    A partition that has delivered nothing for ``idle_s`` seconds of processing time is left
-    out, so an idle partition cannot stall the stream (wall time decides liveness only, never
-    an outcome).
+    Partitions count from their assignment (:meth:`assign`), before their first event. A
+    partition that has delivered nothing for ``idle_s`` seconds of processing time *and has no
+    backlog* is left out, so an idle partition cannot stall the stream; a partition with unread
+    messages always counts, so a catch-up in any interleaving of partitions closes nothing
+    early (wall time decides liveness only, never an outcome). A revoked partition leaves the
+    watermark (:meth:`forget`).
 
     >>> mark = Watermark(grace_s=60, idle_s=30, clock=lambda: 0.0)
     >>> mark.observe(1000.0, partition=0), mark.observe(400.0, partition=1)
@@ -58,15 +61,33 @@ class Watermark:
     True
     """
 
-    def __init__(self, grace_s: float = 120.0, idle_s: float = 30.0, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        grace_s: float = 120.0,
+        idle_s: float = 30.0,
+        clock: Callable[[], float] | None = None,
+        backlog: Callable[[int | None], bool] | None = None,
+    ) -> None:
         import time
 
         self.grace_s = grace_s
         self.idle_s = idle_s
         self._wall = clock or time.monotonic
+        #: ``backlog(partition)`` is True while the partition has messages not yet consumed: such
+        #: a partition is never idle, however long the fetcher leaves it waiting (catch-up).
+        self.backlog = backlog
         self._clocks: dict[int | None, EventClock] = {}
         self._seen: dict[int | None, float] = {}
         self.now = float("-inf")
+
+    def assign(self, partitions: Iterable[int | None]) -> None:
+        """Partitions now owned hold the watermark back from the start, before their first event,
+        so a partition fetched first cannot run the clock ahead of one not fetched yet."""
+        wall = self._wall()
+        for partition in partitions:
+            if partition not in self._clocks:
+                self._clocks[partition] = EventClock(self.grace_s)
+                self._seen[partition] = wall
 
     def observe(self, ts: float, partition: int | None = None) -> bool:
         """Record an event of ``partition``; True when it is late for that partition."""
@@ -83,7 +104,12 @@ class Watermark:
             self.now = clock.now
             return self.now
         horizon = self._wall() - self.idle_s
-        live = [c.now for p, c in self._clocks.items() if self._seen[p] >= horizon]
+        backlog = self.backlog
+        live = [
+            c.now
+            for p, c in self._clocks.items()
+            if self._seen[p] >= horizon or (backlog is not None and backlog(p))
+        ]
         candidate = min(live) if live else max(c.now for c in self._clocks.values())
         # The stream's clock never runs backwards (a partition newly assigned may start behind).
         if candidate > self.now:

@@ -133,7 +133,10 @@ class StreamHandler:
         self.source = Topic.of_stream(self.stream)
         self.source_topic = topic_names(settings)[self.source]
         self.event_clock = Watermark(settings.late_grace_seconds, settings.idle_partition_seconds)
-        self.dedup = Deduplicator(settings.dedup_horizon_seconds, settings.dedup_max_ids)
+        # Per partition: an event's duplicates come on its own partition (same key), and each
+        # partition's horizon follows its own clock, so a partition ahead cannot age out the
+        # ids of one behind.
+        self._dedup: dict[int | None, Deduplicator] = {}
         name = self.stream.value
         # Bound label children once: .labels() per event is the hottest cost in the loop.
         self._messages = self.metrics.messages.labels(name)
@@ -161,8 +164,12 @@ class StreamHandler:
             out.add(Topic.DEADLETTER, key, rejection.payload, headers)
             self._deadletters.inc()
         newest = None
+        dedup = self._dedup.get(partition)
+        if dedup is None:
+            settings = self.ctx.settings
+            dedup = self._dedup[partition] = Deduplicator(settings.dedup_horizon_seconds, settings.dedup_max_ids)
         for event in result.events:
-            if self.dedup.is_duplicate(event.event_id, event.ts):
+            if dedup.is_duplicate(event.event_id, event.ts):
                 self._duplicates.inc()
                 continue
             late = self.event_clock.observe(event.ts, partition)
@@ -176,10 +183,17 @@ class StreamHandler:
             newest = event.ts if newest is None or event.ts > newest else newest
         if newest is not None:
             self._delay.observe(max(0.0, self.ctx.clock() - newest))
-            self.on_clock(self.event_clock.advance(), out)
+            now = self.event_clock.advance()
+            if now != float("-inf"):  # some owned partition has not delivered yet: nothing closes
+                self.on_clock(now, out)
         if out.signals:
             out.flush_signals()
         return out
+
+    def forget_partition(self, partition: int) -> None:
+        """A partition was revoked: it leaves the watermark, and its dedup memory goes."""
+        self.event_clock.forget(partition)
+        self._dedup.pop(partition, None)
 
     def on_event(self, event: Event, late: bool, out: Outputs) -> None:
         """Update metrics and detectors for one accepted, de-duplicated event."""

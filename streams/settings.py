@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     dedup_horizon_seconds: float = Field(
         3600.0, description="Event-time horizon within which a repeated event_id counts once."
     )
-    dedup_max_ids: int = Field(200_000, description="Upper bound on remembered event ids per worker.")
+    dedup_max_ids: int = Field(
+        200_000, description="Upper bound on remembered event ids per input partition a worker owns."
+    )
     late_grace_seconds: float = Field(
         120.0,
         description=(

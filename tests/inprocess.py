@@ -8,6 +8,7 @@ same world must always give the same ids, whatever the code's layout.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import orjson
@@ -50,14 +51,32 @@ class WorldOutputs:
     deadletters: int = 0
 
 
-def run_world(config: SimulationConfig, settings: Settings | None = None, batch_size: int = 5) -> WorldOutputs:
-    """Feed every message of ``config``'s world through fresh handlers; collect output ids."""
+def partition_of(key: bytes, partitions: int) -> int:
+    """A stable stand-in for Kafka's key partitioner (only the grouping by key matters here)."""
+    return zlib.crc32(key) % partitions
+
+
+def run_world(
+    config: SimulationConfig,
+    settings: Settings | None = None,
+    batch_size: int = 5,
+    partitions: int = 1,
+    ahead: int | None = None,
+) -> WorldOutputs:
+    """Feed every message of ``config``'s world through fresh handlers; collect output ids.
+
+    With ``partitions`` > 1 each input message goes to the partition of its key; ``ahead``
+    names a partition consumed entirely *before* the others (a catch-up in which one partition
+    runs days ahead), otherwise messages arrive in event-time order as in live traffic.
+    """
     ctx = Context.create(settings or Settings(), Metrics(CollectorRegistry()))
     handlers = {
         "clickstream": ClickstreamHandler(ctx),
         "contacts": ContactsHandler(ctx),
         "deliveries": DeliveriesHandler(ctx),
     }
+    for handler in handlers.values():
+        handler.event_clock.assign(range(partitions))
     customers = CustomersHandler(ctx)
     result = WorldOutputs()
 
@@ -75,6 +94,13 @@ def run_world(config: SimulationConfig, settings: Settings | None = None, batch_
             elif record.topic == Topic.DEADLETTER:
                 result.deadletters += 1
 
-    for message in batch_messages(Simulation(config).events(), batch_size):
-        collect(handlers[message.stream].handle(encode(message), message.key.encode(), 0))
+    messages = [
+        (message.stream, key, encode(message), partition_of(key, partitions))
+        for message in batch_messages(Simulation(config).events(), batch_size)
+        for key in [message.key.encode()]
+    ]
+    if ahead is not None:
+        messages.sort(key=lambda m: m[3] != ahead)  # stable: each partition keeps its order
+    for stream, key, value, partition in messages:
+        collect(handlers[stream].handle(value, key, partition))
     return result

@@ -57,3 +57,19 @@ def test_detractor_reason_comes_from_the_survey_first_then_its_contact() -> None
                             contact_reason="delivery")
     assert own is not None and own.reason == "billing"
     assert borrowed is not None and borrowed.reason == "delivery"
+
+
+def test_a_customer_far_ahead_does_not_expire_another_customers_history() -> None:
+    """Catch-up: customer b's partition runs 10 days ahead; a's history must survive it."""
+    rule = RepeatContactRule(threshold=3, window_s=7 * 86400.0)
+
+    def opened(cid: str, i: int, day: float) -> ContactEvent:
+        return ContactEvent(f"{cid}{i}", day * 86400.0, "contact_opened", cid, contact_id=f"{cid}-k{i}",
+                            channel="chat", reason="delivery")
+
+    assert rule.process(opened("a", 0, 0.0)) is None
+    assert rule.process(opened("a", 1, 1.0)) is None
+    assert rule.process(opened("b", 0, 10.0)) is None  # another partition, far ahead
+    assert rule.process(opened("a", 2, 2.0)) is not None  # a's third contact within 7 days
+    rule.advance(2.0 * 86400.0 + 7 * 86400.0 + 1.0)  # the watermark passes a's window: now it goes
+    assert "a" not in rule.store and "b" in rule.store

@@ -73,3 +73,26 @@ def test_watermark_waits_for_the_slowest_live_partition_and_skips_idle_ones():
     wall[0] = 32.0
     mark.observe(300.0, partition=1)  # back, but behind: the watermark never runs backwards
     assert mark.advance() == 5001.0
+
+
+def test_an_assigned_partition_holds_the_watermark_before_its_first_event() -> None:
+    mark = Watermark(grace_s=60, idle_s=30, clock=lambda: 0.0)
+    mark.assign([0, 1])
+    mark.observe(1000.0, partition=0)
+    assert mark.advance() == float("-inf")  # partition 1 has not delivered: nothing may close
+    mark.observe(400.0, partition=1)
+    assert mark.advance() == 400.0
+
+
+def test_a_partition_with_backlog_is_never_idle() -> None:
+    wall = [0.0]
+    backlog = {1: True}
+    mark = Watermark(grace_s=60, idle_s=30, clock=lambda: wall[0], backlog=lambda p: backlog.get(p, False))
+    mark.observe(400.0, partition=1)
+    wall[0] = 100.0  # partition 1 not fetched for 100 s of wall time, but it has unread messages
+    mark.observe(5000.0, partition=0)
+    assert mark.advance() == 400.0
+    backlog[1] = False  # drained and silent: now it is idle and stops holding the clock
+    assert mark.advance() == 5000.0
+    mark.forget(1)
+    assert mark.advance() == 5000.0

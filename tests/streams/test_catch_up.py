@@ -1,0 +1,39 @@
+"""Catch-up: a backlog consumed with one partition days ahead must give the outputs of live traffic.
+
+In-process (the worker's handlers, no Kafka): the golden world on four partitions, once in
+event-time order (live) and once with partition 0 consumed entirely before the others.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.inprocess import GOLDEN_WORLD, run_world
+
+PARTITIONS = 4
+
+
+@pytest.fixture(scope="module")
+def live_and_skewed():
+    return run_world(GOLDEN_WORLD, partitions=PARTITIONS), run_world(GOLDEN_WORLD, partitions=PARTITIONS, ahead=0)
+
+
+def test_rule_based_outputs_do_not_depend_on_the_interleaving(live_and_skewed) -> None:
+    live, skewed = live_and_skewed
+    # Per-key rules judged on the key's own time or on the watermark: exact.
+    for kind in ("repeat_contact", "detractor_followup", "delivery_failed"):
+        assert skewed.notification_types.get(kind) == live.notification_types.get(kind), kind
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Known gap (issue 10): the transit model and the series detectors learn in arrival order "
+        "and the frustration score decays across out-of-order signals, so delivery_delayed, "
+        "frustration_outreach and some storm alerts still depend on the interleaving"
+    ),
+)
+def test_every_output_id_is_the_same_as_live(live_and_skewed) -> None:
+    live, skewed = live_and_skewed
+    assert skewed.notification_ids == live.notification_ids
+    assert skewed.alert_ids == live.alert_ids
