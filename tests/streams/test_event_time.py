@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 
 from streams.dedup import Deduplicator
-from streams.event_time import EventClock, RollingWindow
+from streams.event_time import EventClock, RollingWindow, Watermark
 
 
 def test_clock_counts_only_events_beyond_grace_as_late():
