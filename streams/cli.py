@@ -84,6 +84,42 @@ def worker(
 
 
 @cli.command()
+def replay(
+    from_time: Annotated[
+        str | None, typer.Option("--from", help="Reprocess records from this time (RFC 3339) on.")
+    ] = None,
+    from_beginning: Annotated[bool, typer.Option(help="Reprocess every retained record.")] = False,
+    group: Annotated[
+        str | None, typer.Option(help="New consumer group (default <CXPULSE_APP_ID>-replay-<UTC time>).")
+    ] = None,
+    web_port: Annotated[int | None, typer.Option(help="Port of /metrics (default CXPULSE_WEB_PORT).")] = None,
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Reprocess history into a fresh consumer group: same ids as the live run (see streams/replay.py)."""
+    from faust.worker import Worker
+
+    from schemas.parsing import parse_timestamp
+    from streams.app import create_app
+    from streams.exceptions import ConfigurationError
+    from streams.replay import default_group, prepare
+
+    if (from_time is None) == (not from_beginning):
+        raise typer.BadParameter("give exactly one of --from TIME and --from-beginning")
+    settings = get_settings()
+    if web_port is not None:
+        settings = settings.model_copy(update={"web_port": web_port})
+    name = group or default_group(settings)
+    try:
+        since = parse_timestamp(from_time) if from_time is not None else None
+        replay_settings = prepare(settings, name, since)
+    except (ValueError, ConfigurationError) as exc:
+        typer.echo(f"cxpulse replay: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"replaying into consumer group {name} (signals topic {replay_settings.topic_signals})", err=True)
+    Worker(create_app(replay_settings).app, loglevel=loglevel).execute_from_commandline()
+
+
+@cli.command()
 def simulate(
     rate: Annotated[float, typer.Option(help="Events per wall-clock second.")] = 200.0,
     duration: Annotated[float, typer.Option(help="Wall-clock seconds to run.")] = 60.0,

@@ -148,14 +148,22 @@ def wait_signals_drained(workers: Iterable[WorkerProcess], timeout: float = 300.
     ]
 
 
-def start_worker(settings: Settings, log_dir: Path, wait_assigned: bool = True) -> WorkerProcess:
-    """Run ``cxpulse worker`` as a real process and wait until it owns its partitions."""
+def start_worker(
+    settings: Settings,
+    log_dir: Path,
+    wait_assigned: bool = True,
+    command: tuple[str, ...] = ("worker",),
+    env_settings: Settings | None = None,
+) -> WorkerProcess:
+    """Run ``cxpulse worker`` (or ``command``) as a real process and wait until it owns its
+    partitions. ``settings`` are those the process runs with; ``env_settings`` (default the
+    same) those its environment is given, when the command derives its own (``replay``)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"worker-{settings.web_port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
-            env=settings_env(settings),
+            [sys.executable, "-m", "streams.cli", *command, "--loglevel", "warning"],
+            env=settings_env(env_settings or settings),
             cwd=PROJECT_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -20,6 +20,7 @@ import pytest
 from deploy.simulator.producer import run_simulation
 from deploy.simulator.simulation import Incident, SimulationConfig
 from schemas import cloudevents as ce
+from streams.replay import replay_settings
 from tests.detectors.test_delivery_quality import INCIDENT, score
 from tests.kafka_harness import consume_all, isolated_settings, sample, start_worker, wait_signals_drained
 
@@ -86,7 +87,14 @@ def runs(kafka_broker, tmp_path_factory) -> dict[int, dict[str, Any]]:
             progress=False,
             truth_path=root / "truth.json",
         )  # fmt: skip
-        workers = [start_worker(s, root / "logs") for s in (settings, replay)]
+        # The replay runs as an operator would run it: `cxpulse replay --from-beginning --group ...`,
+        # with the live app id in its environment and other output topics.
+        replay_env = replay.model_copy(update={"app_id": settings.app_id})
+        workers = [
+            start_worker(settings, root / "logs"),
+            start_worker(replay_settings(replay_env, replay.app_id), root / "logs", env_settings=replay_env,
+                         command=("replay", "--from-beginning", "--group", replay.app_id)),
+        ]  # fmt: skip
         try:
             metrics = drain(workers, produced)[settings.app_id]
         finally:
@@ -94,6 +102,9 @@ def runs(kafka_broker, tmp_path_factory) -> dict[int, dict[str, Any]]:
                 worker.stop()
         sent = [orjson.loads(r.value) for r in consume_all(settings, settings.topic_notifications, timeout=20)]
         replayed = [orjson.loads(r.value) for r in consume_all(replay, replay.topic_notifications, timeout=20)]
+        replay_group = {r.key for r in consume_all(replay, replay_settings(replay_env, replay.app_id).topic_signals,
+                                                   timeout=5)}  # fmt: skip
+        assert replay_group, "the replay used its own signals topic"
         signals = [s for r in consume_all(settings, settings.topic_signals, timeout=20) for s in orjson.loads(r.value)]
         truth = orjson.loads((root / "truth.json").read_bytes())
         out[seed] = {"cfg": cfg, "truth": truth, "sent": sent, "replayed": replayed,
