@@ -43,8 +43,8 @@ def _kill_leftovers() -> None:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def isolated_settings(bootstrap: str, data_dir: Path, **overrides: Any) -> Settings:
-    """Settings with unique topics and group for one test."""
+def isolated_settings(bootstrap: str, data_dir: Path, create: bool = True, **overrides: Any) -> Settings:
+    """Settings with unique topics and group for one test; ``create=False`` leaves the topics to the test."""
     tag = uuid.uuid4().hex[:8]
     values: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
@@ -57,7 +57,8 @@ def isolated_settings(bootstrap: str, data_dir: Path, **overrides: Any) -> Setti
         values[f"topic_{name}"] = f"t{tag}.{name}"
     values.update(overrides)
     settings = Settings(**values)
-    create_topics(settings)
+    if create:
+        create_topics(settings)
     return settings
 
 
@@ -148,13 +149,15 @@ def wait_signals_drained(workers: Iterable[WorkerProcess], timeout: float = 300.
     ]
 
 
-def start_worker(settings: Settings, log_dir: Path, wait_assigned: bool = True) -> WorkerProcess:
+def start_worker(
+    settings: Settings, log_dir: Path, wait_assigned: bool = True, loglevel: str = "warning"
+) -> WorkerProcess:
     """Run ``cxpulse worker`` as a real process and wait until it owns its partitions."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"worker-{settings.web_port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", loglevel],
             env=settings_env(settings),
             cwd=PROJECT_ROOT,
             stdout=log,
