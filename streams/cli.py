@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from streams.exceptions import BrokerAccessError
 from streams.settings import PROJECT_ROOT, get_settings
 
 cli = typer.Typer(help="cxpulse: real-time customer-experience monitoring on Kafka.", no_args_is_help=True)
@@ -78,7 +80,11 @@ def worker(
     from faust.worker import Worker
 
     from streams.app import create_app
+    from streams.broker_access import check_worker_access
 
+    # Wrong credentials stop the worker with one clear line (and the orchestrator restarts it
+    # with back-off, visibly) instead of Faust's "Unable to bootstrap" traceback.
+    check_worker_access(get_settings())
     pipeline = create_app()
     Worker(pipeline.app, loglevel=loglevel).execute_from_commandline()
 
@@ -100,6 +106,7 @@ def replay(
 
     from schemas.parsing import parse_timestamp
     from streams.app import create_app
+    from streams.broker_access import check_worker_access
     from streams.exceptions import ConfigurationError
     from streams.replay import default_group, prepare
 
@@ -108,6 +115,7 @@ def replay(
     settings = get_settings()
     if web_port is not None:
         settings = settings.model_copy(update={"web_port": web_port})
+    check_worker_access(settings)
     name = group or default_group(settings)
     try:
         since = parse_timestamp(from_time) if from_time is not None else None
@@ -256,7 +264,12 @@ def grafana_push(
 def main() -> None:
     # Ctrl-C in a child must not leave a traceback wall; Faust handles its own signals.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    cli()
+    try:
+        cli()
+    except BrokerAccessError as exc:
+        # A settings problem, not a bug: the message says what to fix; a traceback would bury it.
+        print(f"cxpulse: {exc}", file=sys.stderr, flush=True)
+        sys.exit(os.EX_CONFIG)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The source checkout when running from one (its ``var/`` holds local data), else the cwd.
@@ -23,14 +23,17 @@ PROJECT_ROOT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").exists() else Path.cw
 class Settings(BaseSettings):
     """cxpulse settings. Environment variable = ``CXPULSE_`` + field name in upper case."""
 
-    model_config = SettingsConfigDict(env_prefix="CXPULSE_", frozen=True, extra="ignore")
+    # Validation errors quote their input, which holds the SASL password: they must not.
+    model_config = SettingsConfigDict(env_prefix="CXPULSE_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     # --- Kafka -------------------------------------------------------------------------
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated.")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol, passed to both Faust (aiokafka) and confluent-kafka."
     )
-    sasl_mechanism: str | None = Field(None, description="SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); required with SASL_*."
+    )
     sasl_username: str | None = Field(None, description="SASL user name.")
     sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
     ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL.")
@@ -148,6 +151,20 @@ class Settings(BaseSettings):
     max_label_values: int = Field(
         30, description="Distinct reason/carrier/region/channel values kept; the rest become 'other'."
     )
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        # Both Kafka clients would otherwise pick their own default mechanism (aiokafka PLAIN,
+        # librdkafka GSSAPI) and fail later with a less telling error.
+        if self.security_protocol.startswith("SASL"):
+            missing = [
+                f"CXPULSE_{name.upper()}"
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"CXPULSE_SECURITY_PROTOCOL={self.security_protocol} needs {', '.join(missing)}")
+        return self
 
 
 @lru_cache(maxsize=1)

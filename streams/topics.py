@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from schemas import Stream
+from streams.broker_access import cluster_metadata, librdkafka_error_callback
 from streams.settings import Settings
 
 
@@ -76,11 +78,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-def client_config(settings: Settings) -> dict[str, str | int | float | bool]:
-    """librdkafka (confluent-kafka) settings from cxpulse settings, security included."""
-    config: dict[str, str | int | float | bool] = {
+def client_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka (confluent-kafka) settings from cxpulse settings, security included.
+
+    Refused credentials or certificates raise :class:`streams.exceptions.BrokerAccessError` from
+    the client's next poll instead of being retried until a timeout.
+    """
+    config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
         "security.protocol": settings.security_protocol,
+        "error_cb": librdkafka_error_callback(settings),
     }
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism
@@ -98,7 +105,7 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> dict[str, str]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(client_config(settings))
-    existing = admin.list_topics(timeout=timeout).topics
+    existing = cluster_metadata(admin, timeout).topics
     outcome: dict[str, str] = {}
     wanted = []
     for spec in topic_specs(settings):

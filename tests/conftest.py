@@ -12,6 +12,7 @@ from deploy.local.processes import free_port
 from streams.settings import Settings
 from tests.kafka_harness import WorkerProcess, isolated_settings, start_worker
 from tests.live import LivePipeline, start_live_pipeline, stop_live_pipeline
+from tests.secured_kafka import SecuredKafka, start_secured_broker
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -23,6 +24,14 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
+    """A second broker, SASL/SCRAM-SHA-512 over TLS like a managed Kafka; started once, when first asked for."""
+    secured = start_secured_broker(tmp_path_factory.mktemp("secured-kafka"))
+    yield secured
+    secured.broker.stop()
 
 
 @pytest.fixture

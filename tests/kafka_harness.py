@@ -43,8 +43,8 @@ def _kill_leftovers() -> None:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def isolated_settings(bootstrap: str, data_dir: Path, **overrides: Any) -> Settings:
-    """Settings with unique topics and group for one test."""
+def isolated_settings(bootstrap: str, data_dir: Path, create: bool = True, **overrides: Any) -> Settings:
+    """Settings with unique topics and group for one test; ``create=False`` leaves the topics to the test."""
     tag = uuid.uuid4().hex[:8]
     values: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
@@ -57,7 +57,8 @@ def isolated_settings(bootstrap: str, data_dir: Path, **overrides: Any) -> Setti
         values[f"topic_{name}"] = f"t{tag}.{name}"
     values.update(overrides)
     settings = Settings(**values)
-    create_topics(settings)
+    if create:
+        create_topics(settings)
     return settings
 
 
@@ -154,6 +155,7 @@ def start_worker(
     wait_assigned: bool = True,
     command: tuple[str, ...] = ("worker",),
     env_settings: Settings | None = None,
+    loglevel: str = "warning",
 ) -> WorkerProcess:
     """Run ``cxpulse worker`` (or ``command``) as a real process and wait until it owns its
     partitions. ``settings`` are those the process runs with; ``env_settings`` (default the
@@ -162,7 +164,7 @@ def start_worker(
     log_path = log_dir / f"worker-{settings.web_port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", *command, "--loglevel", "warning"],
+            [sys.executable, "-m", "streams.cli", *command, "--loglevel", loglevel],
             env=settings_env(env_settings or settings),
             cwd=PROJECT_ROOT,
             stdout=log,

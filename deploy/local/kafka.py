@@ -4,7 +4,8 @@ The broker comes from Maven Central: ``deploy/kafka/pom.xml`` pulls ``kafka_2.13
 runtime dependencies, which Maven copies into a cache folder shared by every checkout on the
 machine (keyed by the pom's hash), so only the first start downloads anything. The broker
 runs on the machine's JDK 17 as a background process whose log and data live in a
-project-local folder; a pid file makes ``start`` idempotent and ``stop`` exact.
+project-local folder; a pid file makes ``start`` idempotent and ``stop`` exact. An optional
+SASL_SSL listener (:class:`SaslSslListener`) makes it look like a managed Kafka to clients.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -67,6 +69,54 @@ def install() -> Path:
     return target
 
 
+#: SCRAM credentials go to the storage tool as ``[name=...,password=...]``: these would cut a value short.
+_SCRAM_UNSAFE = frozenset(',[]="')
+
+
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A client listener that speaks SASL/SCRAM over TLS, as managed Kafka services do.
+
+    ``keystore`` is one PEM file holding the broker's unencrypted PKCS#8 private key and its
+    certificate chain (read with ``ssl.keystore.type=PEM``). ``users`` maps SCRAM user names to
+    passwords; they are written into the cluster metadata when the storage is formatted, so
+    they exist before the first client connects (a broker formatted earlier keeps its users).
+    """
+
+    port: int
+    keystore: Path
+    users: Mapping[str, str]
+    mechanism: str = "SCRAM-SHA-512"
+
+    def __post_init__(self) -> None:
+        if self.mechanism not in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise KafkaRuntimeError(f"the local broker's SASL listener supports SCRAM only, not {self.mechanism}")
+        for name, password in self.users.items():
+            if _SCRAM_UNSAFE & set(name + password):
+                raise KafkaRuntimeError(f"SCRAM user {name!r}: names and passwords may not contain any of , [ ] = \"")
+
+    def scram_arguments(self) -> list[str]:
+        """The storage tool's ``--add-scram`` arguments creating every user."""
+        arguments: list[str] = []
+        for name, password in self.users.items():
+            arguments += ["--add-scram", f"{self.mechanism}=[name={name},password={password}]"]
+        return arguments
+
+    def config(self) -> str:
+        """The broker settings of the ``SASL_SSL`` listener (Kafka names it after the protocol)."""
+        mechanism = self.mechanism.lower()
+        return "\n".join(
+            [
+                "# Client listener with SASL/SCRAM over TLS (KafkaBroker(secured=...)).",
+                f"listener.name.sasl_ssl.sasl.enabled.mechanisms={self.mechanism}",
+                f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                "listener.name.sasl_ssl.ssl.keystore.type=PEM",
+                f"listener.name.sasl_ssl.ssl.keystore.location={self.keystore}",
+            ]
+        )
+
+
 @dataclass
 class KafkaBroker:
     """One local broker: ``data_dir`` holds its config, log, pid file and partitions."""
@@ -75,10 +125,18 @@ class KafkaBroker:
     host: str = "127.0.0.1"
     port: int = 9092
     controller_port: int = 9093
+    secured: SaslSslListener | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def secured_bootstrap(self) -> str:
+        """Where clients with credentials connect; only for a broker with a secured listener."""
+        if self.secured is None:
+            raise KafkaRuntimeError("this broker has no SASL_SSL listener")
+        return f"{self.host}:{self.secured.port}"
 
     @property
     def pid_file(self) -> Path:
@@ -108,6 +166,8 @@ class KafkaBroker:
         """True when the broker answers a metadata request."""
         if not port_open(self.host, self.port):
             return False
+        if self.secured is not None and not port_open(self.host, self.secured.port):
+            return False
         from confluent_kafka.admin import AdminClient  # imported late: CLI start-up speed
 
         try:
@@ -119,12 +179,16 @@ class KafkaBroker:
     def _render_config(self) -> Path:
         template = Template((KAFKA_DIR / "server.properties.template").read_text())
         config = self.data_dir / "server.properties"
+        secured = self.secured
         config.write_text(
             template.substitute(
                 host=self.host,
                 port=self.port,
                 controller_port=self.controller_port,
                 log_dir=self.data_dir / "kraft-logs",
+                secured_listeners=f",SASL_SSL://{self.host}:{secured.port}" if secured else "",
+                secured_protocol_map=",SASL_SSL:SASL_SSL" if secured else "",
+                secured_listener_config=secured.config() if secured else "",
             )
         )
         return config
@@ -138,7 +202,7 @@ class KafkaBroker:
             if wait:
                 self.wait_ready()
             return
-        for port in (self.port, self.controller_port):
+        for port in (self.port, self.controller_port, *([self.secured.port] if self.secured else [])):
             if port_open(self.host, port):
                 raise KafkaRuntimeError(f"port {self.host}:{port} is taken by another process")
         libs = install()
@@ -146,11 +210,16 @@ class KafkaBroker:
         config = self._render_config()
         if not (self.data_dir / "kraft-logs" / "meta.properties").exists():
             cluster_id = _base64_uuid()
-            subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
-                check=True,
+            scram = self.secured.scram_arguments() if self.secured else []
+            # The arguments carry SCRAM passwords: a failure reports the tool's output, never the command.
+            formatted = subprocess.run(
+                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), *scram),
                 capture_output=True,
+                text=True,
             )
+            if formatted.returncode != 0:
+                output = formatted.stdout + formatted.stderr
+                raise KafkaRuntimeError(f"formatting the broker's storage failed:\n{output}")
         heap = os.environ.get("CXPULSE_KAFKA_HEAP", "-Xms256m -Xmx768m").split()
         cmd = self._java(
             libs,

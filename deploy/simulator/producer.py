@@ -24,6 +24,7 @@ from deploy.simulator.simulation import (
     format_ts,
     write_truth,
 )
+from streams.broker_access import cluster_metadata
 
 #: Producer defaults tuned for throughput; ``producer_config`` overrides them.
 PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -35,6 +36,10 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
 }
+
+FLUSH_TIMEOUT_S = 60.0
+METADATA_TIMEOUT_S = 30.0
+FLUSH_STEP_S = 0.5
 
 
 def run_simulation(
@@ -77,6 +82,9 @@ def run_simulation(
                 first_error.append(str(err))
 
     producer = Producer(conf)
+    # Reach the broker before the simulation spends seconds building its world: refused
+    # credentials (with cxpulse's client_config) fail here, at once.
+    cluster_metadata(producer, METADATA_TIMEOUT_S)
     sim = Simulation(config, record_truth=truth_path is not None)
     per_stream = {s: {"events": 0, "messages": 0} for s in STREAMS}
     dumps = orjson.dumps
@@ -125,7 +133,7 @@ def run_simulation(
                 file=sys.stderr,
                 flush=True,
             )
-    remaining = producer.flush(60.0)
+    remaining = _flush(producer, FLUSH_TIMEOUT_S)
     elapsed = time.monotonic() - wall0
     result: dict[str, Any] = {
         "events": events,
@@ -152,3 +160,14 @@ def run_simulation(
             flush=True,
         )
     return result
+
+
+def _flush(producer: Producer, timeout: float) -> int:
+    """Wait for outstanding deliveries; return how many are left. In short steps, because one long
+    ``flush`` keeps waiting after a callback raised (e.g. on refused credentials) and only then
+    re-raises it."""
+    deadline = time.monotonic() + timeout
+    remaining = producer.flush(0)
+    while remaining and time.monotonic() < deadline:
+        remaining = producer.flush(min(FLUSH_STEP_S, max(0.0, deadline - time.monotonic())))
+    return remaining
