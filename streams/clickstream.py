@@ -9,6 +9,7 @@ from detectors.frustration import FrustrationSignals
 from detectors.signals import Signal
 from schemas import ClickstreamEvent, Stream
 from streams.alerts import series_monitor
+from streams.envelopes import Component
 from streams.event_time import RollingWindow
 from streams.pipeline import Context, Outputs, StreamHandler
 
@@ -47,7 +48,7 @@ class ClickstreamHandler(StreamHandler):
         self._login_failed = m.logins.labels("failure")
         m.active_sessions.set_function(lambda: len(self._sessions))
         self.frustration = frustration_signals(ctx)
-        self.monitor = series_monitor(ctx, "/cxpulse/clickstream")
+        self.monitor = series_monitor(ctx, Component.CLICKSTREAM)
         self._signal_counters = {
             "rage_click": m.rage_clicks,
             "error_click": m.error_clicks,
