@@ -1,6 +1,10 @@
-"""Detectors: pure-Python judgement on plain values (River inside; no Kafka, Faust, Prometheus)."""
+"""Detectors: pure-Python judgement on plain values (River inside; no Kafka, Faust, Prometheus).
 
-from detectors.episodes import AlertEvent, EpisodeTracker, alert_id_for
+They return findings, plain dataclasses, and never build wire envelopes: :mod:`streams.envelopes`
+makes the CloudEvents of alert episodes and of the notification candidates the policy sends.
+"""
+
+from detectors.episodes import AlertEvent, EpisodeTracker
 from detectors.exceptions import DetectorError
 from detectors.frustration import FrustrationSignals
 from detectors.metric_anomaly import MetricAnomalyDetector
@@ -19,5 +23,4 @@ __all__ = [
     "SeriesSpec",
     "SeriesWatcher",
     "Signal",
-    "alert_id_for",
 ]

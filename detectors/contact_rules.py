@@ -15,16 +15,9 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.customer_signal import CustomerSignal, DueIndex
-from schemas.cloudevents import (
-    NOTIFY_DETRACTOR_FOLLOWUP,
-    NOTIFY_REPEAT_CONTACT,
-    SOURCE_CONTACTS,
-    cloudevent_id,
-    make_cloudevent,
-    notification_schema,
-)
-from schemas.models import ContactEvent
+from detectors.customer_signal import CustomerSignal, DueIndex, NotificationCandidate
+from schemas.ids import detractor_followup_id, repeat_contact_id
+from schemas.models import NOTIFY_DETRACTOR_FOLLOWUP, NOTIFY_REPEAT_CONTACT, ContactEvent
 
 DAY = 86400.0
 
@@ -41,22 +34,22 @@ class RepeatContact:
 
     @property
     def id(self) -> str:
-        """type + customer + the contact that reached the threshold."""
-        return cloudevent_id(NOTIFY_REPEAT_CONTACT, self.customer_id, self.contact_ids[-1])
+        """customer + the contact that reached the threshold (:func:`schemas.ids.repeat_contact_id`)."""
+        return repeat_contact_id(self.customer_id, self.contact_ids[-1])
 
-    def notification(self, source: str = SOURCE_CONTACTS) -> dict[str, Any]:
-        """The ``cx.notification.repeat_contact`` CloudEvent (dict)."""
-        return make_cloudevent(
-            type=NOTIFY_REPEAT_CONTACT, source=source, subject=self.contact_ids[-1],
-            time=self.ts, id=self.id, dataschema=notification_schema(NOTIFY_REPEAT_CONTACT),
+    def candidate(self) -> NotificationCandidate:
+        """The ``cx.notification.repeat_contact`` it proposes, about the newest contact."""
+        return NotificationCandidate(
+            type=NOTIFY_REPEAT_CONTACT, id=self.id, customer_id=self.customer_id,
+            subject=self.contact_ids[-1], time=self.ts,
             data={"customer_id": self.customer_id, "contact_ids": list(self.contact_ids),
                   "reasons": list(self.reasons), "channels": list(self.channels)},
         )
 
-    def to_signal(self, source: str = SOURCE_CONTACTS) -> CustomerSignal:
+    def to_signal(self) -> CustomerSignal:
         """``repeat_contact`` signal carrying the candidate notification."""
         return CustomerSignal("repeat_contact", self.customer_id, self.ts, self.contact_ids[-1],
-                              {"count": len(self.contact_ids)}, self.notification(source))
+                              {"count": len(self.contact_ids)}, self.candidate())
 
 
 class RepeatContactRule:
@@ -136,24 +129,23 @@ class Detractor:
 
     @property
     def id(self) -> str:
-        """type + customer + contact (or survey time when no contact id)."""
-        return cloudevent_id(NOTIFY_DETRACTOR_FOLLOWUP, self.customer_id,
-                             self.contact_id or f"t{self.ts:.3f}")
+        """customer + contact, or survey time without a contact (:func:`schemas.ids.detractor_followup_id`)."""
+        return detractor_followup_id(self.customer_id, self.contact_id, self.ts)
 
-    def notification(self, source: str = SOURCE_CONTACTS) -> dict[str, Any]:
-        """The ``cx.notification.detractor_followup`` CloudEvent (dict)."""
-        return make_cloudevent(
-            type=NOTIFY_DETRACTOR_FOLLOWUP, source=source, subject=self.contact_id, time=self.ts,
-            id=self.id, dataschema=notification_schema(NOTIFY_DETRACTOR_FOLLOWUP),
+    def candidate(self) -> NotificationCandidate:
+        """The ``cx.notification.detractor_followup`` it proposes, about the surveyed contact."""
+        return NotificationCandidate(
+            type=NOTIFY_DETRACTOR_FOLLOWUP, id=self.id, customer_id=self.customer_id,
+            subject=self.contact_id, time=self.ts,
             data={"customer_id": self.customer_id, "contact_id": self.contact_id,
                   "scores": {"csat": self.csat, "nps": self.nps, "ces": self.ces},
                   "reason": self.reason},
         )
 
-    def to_signal(self, source: str = SOURCE_CONTACTS) -> CustomerSignal:
+    def to_signal(self) -> CustomerSignal:
         """``detractor`` signal carrying the candidate notification."""
         return CustomerSignal("detractor", self.customer_id, self.ts, self.contact_id or "",
-                              {"reason": self.reason}, self.notification(source))
+                              {"reason": self.reason}, self.candidate())
 
 
 class DetractorRule:

@@ -1,9 +1,11 @@
-"""The record that carries cross-stream facts to the customer agent, and a shared due-time index.
+"""The records that carry cross-stream facts to the customer agent, and a shared due-time index.
 
 In production the clickstream, contacts and deliveries agents emit small :class:`CustomerSignal`
 records re-keyed by ``customer_id`` to the internal topic ``cx.signals``; the customers agent
-feeds them to :class:`detectors.frustration_score.FrustrationScore` and passes any candidate
-notification through :class:`detectors.notification_policy.NotificationPolicy`.
+feeds them to :class:`detectors.frustration_score.FrustrationScore` and passes any
+:class:`NotificationCandidate` through :class:`detectors.notification_policy.NotificationPolicy`.
+Both records are plain data that travel as plain JSON: wrapping a sent candidate into a
+CloudEvent is :mod:`streams.envelopes`' job, not a detector's.
 
 :class:`DueIndex` is the time-ordered index (a heap of ``(due_ts, key, version)``) the stateful
 detectors use so that advancing event time costs nothing per key when nothing is due. Entries made
@@ -18,6 +20,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.models import NOTIFICATION_TYPES
+
 #: Signal kinds understood by the frustration score (other kinds carry only a notification).
 SIGNAL_KINDS = (
     "rage_click",
@@ -30,6 +34,83 @@ SIGNAL_KINDS = (
     "delivery_failed",
     "repeat_contact",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationCandidate:
+    """A notification a rule proposes for one customer, before the policy decides on it.
+
+    Parameters
+    ----------
+    type : str
+        Notification type, one of :data:`schemas.models.NOTIFICATION_TYPES`.
+    id : str
+        Derived from the cause by :mod:`schemas.ids`: the policy drops a repeated id, and a sent
+        candidate's id is its CloudEvent ``id``.
+    customer_id : str
+        The customer it is for (the policy's key).
+    subject : str or None
+        The order or contact it is about (never personal data); None when there is none.
+    time : float
+        Event time (epoch seconds) of the cause.
+    data : dict
+        The notification's data as its JSON Schema (``schemas/json/notifications/``) describes
+        it: JSON-able, timestamps already RFC 3339.
+
+    Raises
+    ------
+    ValueError
+        For a type that is not a notification type, or an empty id.
+
+    Examples
+    --------
+    >>> c = NotificationCandidate("cx.notification.repeat_contact", "id-1", "c-1", "k-3", 10.0,
+    ...                           {"customer_id": "c-1"})
+    >>> NotificationCandidate.from_dict(c.to_dict()) == c
+    True
+    """
+
+    type: str
+    id: str
+    customer_id: str
+    subject: str | None
+    time: float
+    data: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        # Checked here because candidates also arrive from cx.signals: a bad one is dead-lettered
+        # there rather than sent as an event no consumer can read.
+        if self.type not in NOTIFICATION_TYPES:
+            raise ValueError(f"not a notification type: {self.type!r}")
+        if not self.id:
+            raise ValueError("a notification candidate needs an id")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (inside a ``cx.signals`` record)."""
+        return {
+            "type": self.type,
+            "id": self.id,
+            "customer_id": self.customer_id,
+            "subject": self.subject,
+            "time": self.time,
+            "data": dict(self.data),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NotificationCandidate:
+        """Inverse of :meth:`to_dict`; raises ``KeyError``/``ValueError``/``TypeError`` on malformed input."""
+        subject = d["subject"]
+        return cls(
+            type=str(d["type"]),
+            id=str(d["id"]),
+            customer_id=str(d["customer_id"]),
+            subject=str(subject) if subject is not None else None,
+            time=float(d["time"]),
+            data=dict(d["data"]),
+        )
+
+    def __hash__(self) -> int:  # data is a dict: the id identifies a candidate
+        return hash(self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +129,8 @@ class CustomerSignal:
         Id of the cause: session, order or contact id (never personal data).
     detail : dict
         Small JSON-able extras (e.g. ``{"page": "/checkout"}``).
-    notification : dict or None
-        Optional candidate notification (a CloudEvent dict) for the policy to decide on.
+    notification : NotificationCandidate or None
+        Optional candidate notification for the policy to decide on.
 
     Examples
     --------
@@ -63,7 +144,7 @@ class CustomerSignal:
     ts: float
     source_id: str
     detail: Mapping[str, Any] = field(default_factory=dict)
-    notification: Mapping[str, Any] | None = None
+    notification: NotificationCandidate | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (the value of a ``cx.signals`` message)."""
@@ -73,12 +154,12 @@ class CustomerSignal:
             "ts": self.ts,
             "source_id": self.source_id,
             "detail": dict(self.detail),
-            "notification": dict(self.notification) if self.notification is not None else None,
+            "notification": self.notification.to_dict() if self.notification is not None else None,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CustomerSignal:
-        """Inverse of :meth:`to_dict`; raises ``KeyError``/``ValueError`` on malformed input."""
+        """Inverse of :meth:`to_dict`; raises ``KeyError``/``ValueError``/``TypeError`` on malformed input."""
         notification = d.get("notification")
         return cls(
             kind=str(d["kind"]),
@@ -86,7 +167,7 @@ class CustomerSignal:
             ts=float(d["ts"]),
             source_id=str(d["source_id"]),
             detail=dict(d.get("detail") or {}),
-            notification=dict(notification) if notification is not None else None,
+            notification=NotificationCandidate.from_dict(notification) if notification is not None else None,
         )
 
     def __hash__(self) -> int:  # detail/notification are dicts: hash the identity fields only

@@ -35,18 +35,10 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.customer_signal import CustomerSignal, DueIndex
+from detectors.customer_signal import CustomerSignal, DueIndex, NotificationCandidate
 from detectors.transit_model import LEG_STATUSES, TransitModel
-from schemas.cloudevents import (
-    NOTIFY_DELIVERY_DELAYED,
-    NOTIFY_DELIVERY_FAILED,
-    SOURCE_DELIVERIES,
-    cloudevent_id,
-    make_cloudevent,
-    notification_schema,
-    rfc3339,
-)
-from schemas.models import DeliveryEvent
+from schemas.ids import delivery_delayed_id, delivery_failed_id
+from schemas.models import NOTIFY_DELIVERY_DELAYED, NOTIFY_DELIVERY_FAILED, DeliveryEvent, rfc3339
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -92,20 +84,17 @@ class DelayPredicted:
 
     @property
     def id(self) -> str:
-        """Deterministic id: type + customer + order + promise."""
-        return cloudevent_id(
-            NOTIFY_DELIVERY_DELAYED, self.customer_id, self.order_id, _promise_key(self.promise)
-        )
+        """customer + order + promise (:func:`schemas.ids.delivery_delayed_id`)."""
+        return delivery_delayed_id(self.customer_id, self.order_id, self.promise)
 
-    def notification(self, source: str = SOURCE_DELIVERIES) -> dict[str, Any]:
-        """The ``cx.notification.delivery_delayed`` CloudEvent (dict)."""
-        return make_cloudevent(
+    def candidate(self) -> NotificationCandidate:
+        """The ``cx.notification.delivery_delayed`` it proposes, about the order."""
+        return NotificationCandidate(
             type=NOTIFY_DELIVERY_DELAYED,
-            source=source,
+            id=self.id,
+            customer_id=self.customer_id,
             subject=self.order_id,
             time=self.ts,
-            id=self.id,
-            dataschema=notification_schema(NOTIFY_DELIVERY_DELAYED),
             data={
                 "order_id": self.order_id,
                 "customer_id": self.customer_id,
@@ -119,11 +108,10 @@ class DelayPredicted:
             },
         )
 
-    def to_signal(self, source: str = SOURCE_DELIVERIES) -> CustomerSignal:
+    def to_signal(self) -> CustomerSignal:
         """``delivery_delayed`` signal for ``cx.signals`` carrying the candidate notification."""
         return CustomerSignal("delivery_delayed", self.customer_id, self.ts, self.order_id,
-                              {"carrier": self.carrier, "region": self.region},
-                              self.notification(source))
+                              {"carrier": self.carrier, "region": self.region}, self.candidate())
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,25 +127,24 @@ class DeliveryFailed:
 
     @property
     def id(self) -> str:
-        """Deterministic id: type + customer + order + status + event time of the scan."""
-        return cloudevent_id(NOTIFY_DELIVERY_FAILED, self.customer_id, self.order_id,
-                             self.status, f"{self.ts:.3f}")
+        """customer + order + status + event time of the scan (:func:`schemas.ids.delivery_failed_id`)."""
+        return delivery_failed_id(self.customer_id, self.order_id, self.status, self.ts)
 
-    def notification(self, source: str = SOURCE_DELIVERIES) -> dict[str, Any]:
-        """The ``cx.notification.delivery_failed`` CloudEvent (dict)."""
+    def candidate(self) -> NotificationCandidate:
+        """The ``cx.notification.delivery_failed`` it proposes, about the order."""
         what, step = FAILURE_TEXT.get(self.status, (f"Delivery status {self.status}.", ""))
-        return make_cloudevent(
-            type=NOTIFY_DELIVERY_FAILED, source=source, subject=self.order_id, time=self.ts,
-            id=self.id, dataschema=notification_schema(NOTIFY_DELIVERY_FAILED),
+        return NotificationCandidate(
+            type=NOTIFY_DELIVERY_FAILED, id=self.id, customer_id=self.customer_id,
+            subject=self.order_id, time=self.ts,
             data={"order_id": self.order_id, "customer_id": self.customer_id,
                   "carrier": self.carrier, "region": self.region, "status": self.status,
                   "what_happened": what, "next_step": step},
         )
 
-    def to_signal(self, source: str = SOURCE_DELIVERIES) -> CustomerSignal:
+    def to_signal(self) -> CustomerSignal:
         """``delivery_failed`` signal carrying the candidate notification."""
         return CustomerSignal("delivery_failed", self.customer_id, self.ts, self.order_id,
-                              {"status": self.status}, self.notification(source))
+                              {"status": self.status}, self.candidate())
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +204,7 @@ class DeliveryDelayMonitor:
     horizon_s : float
         Undelivered orders are dropped this long after their last event (default 21 days).
     trust_eta : bool
-        Rule 3 on/off (default True).
-    source : str
-        CloudEvents ``source`` of the notifications built by the findings' helpers.
+        Rule 2 on/off (default True).
 
     Examples
     --------
@@ -247,7 +232,6 @@ class DeliveryDelayMonitor:
         min_recheck_s: float = 10 * 60.0,
         horizon_s: float = 21 * DAY,
         trust_eta: bool = True,
-        source: str = SOURCE_DELIVERIES,
     ) -> None:
         self.store: MutableMapping[str, dict[str, Any]] = store if store is not None else {}
         self.model = model if model is not None else TransitModel()
@@ -259,7 +243,6 @@ class DeliveryDelayMonitor:
         self.min_recheck_s = min_recheck_s
         self.horizon_s = horizon_s
         self.trust_eta = trust_eta
-        self.source = source
         self.clock = -math.inf
         self._index = DueIndex()
         self._by_cr: dict[str, set[str]] = {}  # carrier/region -> open order ids (in memory)

@@ -6,8 +6,9 @@ score reaches ``threshold`` with the observed value on the alerting side of the 
 elevated (score at or above ``clear_threshold``, on the alerting side), and *closes* after
 ``clear_steps`` consecutive normal steps (hysteresis). Each episode gives exactly one
 ``firing`` and one ``resolved`` :class:`AlertEvent`, both carrying the same ``alert_id``:
-a deterministic UUID5 of ``(series, episode_start)``, so reprocessing the same input yields
-the same ids (at-least-once processing plus these ids is effectively-once downstream).
+derived from ``(series, episode_start)`` by :func:`schemas.ids.alert_id`, so reprocessing the
+same input yields the same ids (at-least-once processing plus these ids is effectively-once
+downstream). The events are findings: :mod:`streams.envelopes` makes them CloudEvents.
 
 Severity: ``critical`` when the score reaches ``critical_score`` (default 0.99) or the
 observed value is at least ``critical_ratio`` (default 3) times the expected one (for "down",
@@ -18,26 +19,12 @@ severity.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Literal
+
+from schemas.ids import alert_id
 
 Direction = Literal["up", "down", "both"]
-
-#: Namespace of alert ids (UUID5 of ``"{series}|{episode_start:.3f}"``).
-ALERT_NAMESPACE: Final = uuid.UUID("6f1c1f8e-3c2b-5b8e-9a57-2f0c1d9e4b11")
-
-
-def alert_id_for(series: str, episode_start: float) -> str:
-    """Deterministic alert id of an episode.
-
-    Examples
-    --------
-    >>> alert_id_for('complaints{reason="billing"}', 1.7e9) == alert_id_for(
-    ...     'complaints{reason="billing"}', 1.7e9)
-    True
-    """
-    return str(uuid.uuid5(ALERT_NAMESPACE, f"{series}|{episode_start:.3f}"))
 
 
 def _hm(ts: float) -> str:
@@ -57,7 +44,7 @@ class AlertEvent:
     kind : str
         ``"firing"`` or ``"resolved"``.
     alert_id : str
-        Same for both events of an episode (:func:`alert_id_for`).
+        Same for both events of an episode (:func:`schemas.ids.alert_id`).
     series, labels, alert_type : str, dict, str
         What is alerting: ``'complaints{reason="billing"}'``, ``{"reason": "billing"}``,
         ``"complaint_spike" | "rage_click_storm" | "metric_anomaly"``.
@@ -90,11 +77,6 @@ class AlertEvent:
     score: float
     severity: str
     explanation: str
-
-    @property
-    def event_id(self) -> str:
-        """Unique, deterministic id of this event (CloudEvents ``id``): alert id + kind."""
-        return str(uuid.uuid5(ALERT_NAMESPACE, f"{self.alert_id}|{self.kind}"))
 
 
 class EpisodeTracker:
@@ -272,7 +254,7 @@ class EpisodeTracker:
     ) -> AlertEvent:
         return AlertEvent(
             kind=kind,
-            alert_id=alert_id_for(self.series, self.episode_start),
+            alert_id=alert_id(self.series, self.episode_start),
             series=self.series,
             labels=dict(self.labels),
             alert_type=self.alert_type,

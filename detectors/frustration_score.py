@@ -4,7 +4,7 @@
 Weights (:data:`DEFAULT_WEIGHTS`): rage_click 3, error_click 2, dead_click 1, failed_login_streak
 3, complaint 4, detractor 5, delivery_delayed 3, delivery_failed 4, repeat_contact 3; unknown kinds
 weigh 0. Half-life 6 h, threshold 8. Crossing the threshold upwards starts an *episode* and emits
-one :class:`FrustrationCrossed` (``cx.notification.frustration_outreach`` candidate, id = type +
+one :class:`FrustrationCrossed` (``cx.notification.frustration_outreach`` candidate, id from
 customer + episode start); the episode ends when the score decays below ``reset_ratio *
 threshold``. Customers whose score decayed below ``epsilon`` are dropped (ordered expiry).
 """
@@ -16,15 +16,9 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from detectors.customer_signal import CustomerSignal, DueIndex
-from schemas.cloudevents import (
-    NOTIFY_FRUSTRATION_OUTREACH,
-    SOURCE_CUSTOMERS,
-    cloudevent_id,
-    make_cloudevent,
-    notification_schema,
-    rfc3339,
-)
+from detectors.customer_signal import CustomerSignal, DueIndex, NotificationCandidate
+from schemas.ids import frustration_outreach_id
+from schemas.models import NOTIFY_FRUSTRATION_OUTREACH, rfc3339
 
 __all__ = ["DEFAULT_WEIGHTS", "CustomerSignal", "FrustrationCrossed", "FrustrationScore"]
 
@@ -53,16 +47,14 @@ class FrustrationCrossed:
 
     @property
     def id(self) -> str:
-        """type + customer + episode start."""
-        return cloudevent_id(NOTIFY_FRUSTRATION_OUTREACH, self.customer_id,
-                             f"{self.episode_start:.3f}")
+        """customer + episode start (:func:`schemas.ids.frustration_outreach_id`)."""
+        return frustration_outreach_id(self.customer_id, self.episode_start)
 
-    def notification(self, source: str = SOURCE_CUSTOMERS) -> dict[str, Any]:
-        """The ``cx.notification.frustration_outreach`` CloudEvent (dict); no subject."""
-        return make_cloudevent(
-            type=NOTIFY_FRUSTRATION_OUTREACH, source=source, subject=None,
-            time=self.episode_start, id=self.id,
-            dataschema=notification_schema(NOTIFY_FRUSTRATION_OUTREACH),
+    def candidate(self) -> NotificationCandidate:
+        """The ``cx.notification.frustration_outreach`` it proposes; no subject: customer ids stay out of context."""
+        return NotificationCandidate(
+            type=NOTIFY_FRUSTRATION_OUTREACH, id=self.id, customer_id=self.customer_id,
+            subject=None, time=self.episode_start,
             data={"customer_id": self.customer_id, "score": round(self.score, 4),
                   "signals": [{"kind": k, "time": rfc3339(t), "source_id": s}
                               for k, t, s in self.signals]},

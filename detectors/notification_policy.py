@@ -1,6 +1,6 @@
 """The one place that decides which candidate notifications a customer receives.
 
-Rules, applied in this order to each candidate (a CloudEvent dict with ``data.customer_id``):
+Rules, applied in this order to each :class:`~detectors.customer_signal.NotificationCandidate`:
 
 1. ``duplicate``: its ``id`` was already sent to this customer (last ``max_ids`` ids kept).
 2. ``cooldown``: a notification of the same type went to this customer less than
@@ -12,20 +12,24 @@ Rules, applied in this order to each candidate (a CloudEvent dict with ``data.cu
 Within one :meth:`NotificationPolicy.decide` call candidates are ranked by ``priority`` (default
 failed > delayed > detractor > repeat_contact > outreach), then event time, then id, so when
 several compete for the cap the more important one wins. Candidates are decided in that order.
+
+Times are compared at the millisecond precision of the sent event's ``time``
+(:func:`schemas.models.wire_time`): the policy judges the times consumers see.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-from schemas.cloudevents import (
+from detectors.customer_signal import NotificationCandidate
+from schemas.models import (
     NOTIFY_DELIVERY_DELAYED,
     NOTIFY_DELIVERY_FAILED,
     NOTIFY_DETRACTOR_FOLLOWUP,
     NOTIFY_FRUSTRATION_OUTREACH,
     NOTIFY_REPEAT_CONTACT,
-    parse_rfc3339,
+    wire_time,
 )
 
 DEFAULT_PRIORITY = (
@@ -56,16 +60,14 @@ class NotificationPolicy:
 
     Examples
     --------
-    >>> from schemas.cloudevents import make_cloudevent
-    >>> def ev(i, t):
-    ...     return make_cloudevent(type=t, source="/x", subject=None, time=0.0,
-    ...                            data={"customer_id": "c"}, dataschema="s", id=i)
+    >>> def candidate(id, type):
+    ...     return NotificationCandidate(type, id, "c", None, 0.0, {"customer_id": "c"})
     >>> pol = NotificationPolicy()
-    >>> batch = [ev("a", NOTIFY_FRUSTRATION_OUTREACH), ev("b", NOTIFY_DELIVERY_FAILED)]
+    >>> batch = [candidate("a", NOTIFY_FRUSTRATION_OUTREACH), candidate("b", NOTIFY_DELIVERY_FAILED)]
     >>> send, sup = pol.decide(batch)
-    >>> [e["id"] for e in send], sup
+    >>> [c.id for c in send], sup
     (['b', 'a'], [])
-    >>> pol.decide([ev("b", NOTIFY_DELIVERY_FAILED)])[1][0][1]
+    >>> pol.decide([candidate("b", NOTIFY_DELIVERY_FAILED)])[1][0][1]
     'duplicate'
     """
 
@@ -78,39 +80,38 @@ class NotificationPolicy:
         self.max_ids = max_ids
         self.store: MutableMapping[str, dict[str, Any]] = store if store is not None else {}
 
-    def _rank(self, ev: Mapping[str, Any]) -> tuple[int, float, str]:
-        return (self.priority.get(ev["type"], len(self.priority)),
-                parse_rfc3339(ev["time"]), str(ev["id"]))
+    def _rank(self, candidate: NotificationCandidate) -> tuple[int, float, str]:
+        return (self.priority.get(candidate.type, len(self.priority)), wire_time(candidate.time), candidate.id)
 
-    def decide(self, candidates: Iterable[Mapping[str, Any]]
-               ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
-        """Return ``(send, suppressed)``; ``suppressed`` pairs each event with its reason."""
-        send: list[dict[str, Any]] = []
-        suppressed: list[tuple[dict[str, Any], str]] = []
-        for ev in sorted(candidates, key=self._rank):
-            cid = str(ev["data"]["customer_id"])
-            t = parse_rfc3339(ev["time"])
+    def decide(self, candidates: Iterable[NotificationCandidate]
+               ) -> tuple[list[NotificationCandidate], list[tuple[NotificationCandidate, str]]]:
+        """Return ``(send, suppressed)``; ``suppressed`` pairs each candidate with its reason."""
+        send: list[NotificationCandidate] = []
+        suppressed: list[tuple[NotificationCandidate, str]] = []
+        for candidate in sorted(candidates, key=self._rank):
+            cid = candidate.customer_id
+            t = wire_time(candidate.time)
             st = self.store.get(cid) or {"last": {}, "sent": [], "ids": []}
             reason = None
-            if ev["id"] in st["ids"]:
+            if candidate.id in st["ids"]:
                 reason = "duplicate"
-            elif ev["type"] in st["last"] and abs(t - st["last"][ev["type"]]) < self.cooldown_s:
+            elif candidate.type in st["last"] and abs(t - st["last"][candidate.type]) < self.cooldown_s:
                 reason = "cooldown"
             elif sum(1 for s in st["sent"] if abs(t - s) < DAY) >= self.daily_cap:
                 reason = "daily_cap"
             if reason is not None:
-                suppressed.append((dict(ev), reason))
+                suppressed.append((candidate, reason))
                 continue
             newest = max([t, *st["sent"]])
             st = {
-                "last": {**st["last"], ev["type"]: max(t, st["last"].get(ev["type"], t))},
+                "last": {**st["last"], candidate.type: max(t, st["last"].get(candidate.type, t))},
                 "sent": sorted(s for s in [*st["sent"], t] if newest - s < 2 * DAY)[
                     -4 * self.daily_cap :
                 ],
-                "ids": [*st["ids"], ev["id"]][-self.max_ids:],
+                "ids": [*st["ids"], candidate.id][-self.max_ids:],
             }
             self.store[cid] = st
-            send.append(dict(ev))
+            send.append(candidate)
         return send, suppressed
 
     def expire(self, now: float) -> int:

@@ -1,15 +1,23 @@
-"""Typed, immutable event models: one class per input stream.
+"""Typed, immutable event models: one class per input stream, and the names of the output events.
 
 Timestamps are carried as float seconds since the Unix epoch (UTC): detectors compare and
-subtract them on the hot path, and a float is what every clock in the pipeline speaks.
+subtract them on the hot path, and a float is what every clock in the pipeline speaks. On the
+wire they are RFC 3339 strings: :func:`rfc3339` writes one, :func:`wire_time` is the float a
+reader gets back from it.
 The optional fields of a stream's event types share one class, so a detector can read
 ``event.page`` without a type switch; fields that an event type does not carry are ``None``.
+
+The output event types (``cx.alert.*``, ``cx.notification.*``) are named here, not with the
+CloudEvents helpers, because the detectors name what they find and must not depend on how
+:mod:`streams.envelopes` wraps it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Final
 
 
 class Stream(StrEnum):
@@ -89,3 +97,56 @@ TIMESTAMP_FIELDS: dict[Stream, tuple[str, ...]] = {
     Stream.CONTACTS: ("ts",),
     Stream.DELIVERIES: ("ts", "promised_by", "eta"),
 }
+
+
+# Alert event types (data schema: alerts/v1.json).
+ALERT_COMPLAINT_SPIKE: Final = "cx.alert.complaint_spike"
+ALERT_RAGE_CLICK_STORM: Final = "cx.alert.rage_click_storm"
+ALERT_METRIC_ANOMALY: Final = "cx.alert.metric_anomaly"
+ALERT_TYPES: Final = (ALERT_COMPLAINT_SPIKE, ALERT_RAGE_CLICK_STORM, ALERT_METRIC_ANOMALY)
+
+# Notification event types (data schema: notifications/<suffix>/v1.json).
+NOTIFY_DELIVERY_DELAYED: Final = "cx.notification.delivery_delayed"
+NOTIFY_DELIVERY_FAILED: Final = "cx.notification.delivery_failed"
+NOTIFY_REPEAT_CONTACT: Final = "cx.notification.repeat_contact"
+NOTIFY_DETRACTOR_FOLLOWUP: Final = "cx.notification.detractor_followup"
+NOTIFY_FRUSTRATION_OUTREACH: Final = "cx.notification.frustration_outreach"
+NOTIFICATION_TYPES: Final = (
+    NOTIFY_DELIVERY_DELAYED,
+    NOTIFY_DELIVERY_FAILED,
+    NOTIFY_REPEAT_CONTACT,
+    NOTIFY_DETRACTOR_FOLLOWUP,
+    NOTIFY_FRUSTRATION_OUTREACH,
+)
+
+
+def rfc3339(ts: float) -> str:
+    """Format epoch seconds as RFC 3339 UTC (``Z``; milliseconds only when non-zero).
+
+    Digits below the millisecond are cut, not rounded.
+
+    Examples
+    --------
+    >>> rfc3339(0.0)
+    '1970-01-01T00:00:00Z'
+    >>> rfc3339(1.25)
+    '1970-01-01T00:00:01.250Z'
+    """
+    dt = datetime.fromtimestamp(ts, tz=UTC)
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wire_time(ts: float) -> float:
+    """``ts`` at the wire's precision: exactly what parsing :func:`rfc3339` of it gives back.
+
+    Examples
+    --------
+    >>> wire_time(1.2509)
+    1.25
+    >>> wire_time(wire_time(1.2509)) == wire_time(1.2509)
+    True
+    """
+    dt = datetime.fromtimestamp(ts, tz=UTC)
+    return dt.replace(microsecond=dt.microsecond - dt.microsecond % 1000).timestamp()

@@ -1,12 +1,11 @@
-"""Series anomaly alerts: feed detectors in event time, export scores, emit CloudEvents."""
+"""Series anomaly alerts: feed detectors in event time, export scores, emit alert events."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from detectors.episodes import AlertEvent
 from detectors.series_watch import DEFAULT_FAMILIES, SeriesSpec, SeriesWatcher
 from schemas import cloudevents as ce
+from streams.envelopes import Component, Envelopes
 from streams.metrics import Metrics
 from streams.pipeline import Context, Outputs
 from streams.topics import Topic
@@ -22,49 +21,19 @@ FAMILIES = {
     "on_time": SeriesSpec("metric_anomaly", "down", "On-time delivery {carrier}/{region}"),
 }
 
-CLOUDEVENT_TYPES = {
-    "complaint_spike": ce.ALERT_COMPLAINT_SPIKE,
-    "rage_click_storm": ce.ALERT_RAGE_CLICK_STORM,
-    "metric_anomaly": ce.ALERT_METRIC_ANOMALY,
-}
-
-
-def alert_cloudevent(alert: AlertEvent, source: str) -> dict[str, Any]:
-    """The CloudEvent of one firing or resolved transition; its id is a function of the cause."""
-    return ce.make_cloudevent(
-        type=CLOUDEVENT_TYPES[alert.alert_type],
-        source=source,
-        subject=alert.series,
-        time=alert.window_end,
-        id=alert.event_id,
-        dataschema=ce.schema_uri("alerts"),
-        data={
-            "series": alert.series,
-            "labels": dict(alert.labels),
-            "observed": alert.observed,
-            "expected": alert.expected,
-            "score": alert.score,
-            "window_start": ce.rfc3339(alert.window_start),
-            "window_end": ce.rfc3339(alert.window_end),
-            "episode_start": ce.rfc3339(alert.episode_start),
-            "severity": alert.severity,
-            "status": alert.kind,
-            "explanation": alert.explanation,
-        },
-    )
-
 
 class SeriesMonitor:
     """One stream's watched series: buckets, detectors, episodes, gauges and alert records.
 
     ``advance`` is cheap to call per message: it does work only when event time has closed
-    a new step.
+    a new step. Alert events carry ``component`` in their source.
     """
 
-    def __init__(self, watcher: SeriesWatcher, metrics: Metrics, source: str) -> None:
+    def __init__(self, watcher: SeriesWatcher, metrics: Metrics, envelopes: Envelopes, component: Component) -> None:
         self.watcher = watcher
         self.metrics = metrics
-        self.source = source
+        self.envelopes = envelopes
+        self.component = component
         self._next_step_end = float("-inf")
 
     def observe(self, series: str, labels: dict[str, str], ts: float, value: float = 1.0, kind: str = "count") -> None:
@@ -89,11 +58,12 @@ class SeriesMonitor:
             else:
                 m.alerts_resolved.labels(alert.alert_type).inc()
                 m.alerts_active.labels(alert.alert_type).dec()
-            out.add(Topic.ALERTS, alert.alert_id, ce.encode(alert_cloudevent(alert, self.source)), ce.KAFKA_HEADERS)
+            event = self.envelopes.alert(alert, self.component)
+            out.add(Topic.ALERTS, alert.alert_id, ce.encode(event), ce.KAFKA_HEADERS)
         return alerts
 
 
-def series_monitor(ctx: Context, source: str, step_s: float | None = None) -> SeriesMonitor:
+def series_monitor(ctx: Context, component: Component, step_s: float | None = None) -> SeriesMonitor:
     """A series watcher with the production detector, exporting to this worker's metrics."""
     settings = ctx.settings
     watcher = SeriesWatcher(
@@ -101,4 +71,4 @@ def series_monitor(ctx: Context, source: str, step_s: float | None = None) -> Se
         warmup_steps=settings.alert_warmup_steps,
         families=FAMILIES,
     )
-    return SeriesMonitor(watcher, ctx.metrics, source)
+    return SeriesMonitor(watcher, ctx.metrics, Envelopes(settings.source_id), component)

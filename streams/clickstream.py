@@ -7,6 +7,7 @@ from detectors.frustration import FrustrationSignals
 from detectors.signals import Signal
 from schemas import ClickstreamEvent, Stream
 from streams.alerts import series_monitor
+from streams.envelopes import Component
 from streams.event_time import RollingWindow
 from streams.metrics import Children
 from streams.pipeline import Context, Outputs, StreamHandler
@@ -53,7 +54,7 @@ class ClickstreamHandler(StreamHandler):
         self._client_errors = Children(m.client_errors)
         self.frustration = frustration_signals(ctx)
         m.active_sessions.set_function(lambda: self.frustration.active_sessions)
-        self.monitor = series_monitor(ctx, "/cxpulse/clickstream")
+        self.monitor = series_monitor(ctx, Component.CLICKSTREAM)
         self._signal_counters = {
             "rage_click": Children(m.rage_clicks),
             "error_click": Children(m.error_clicks),

@@ -9,6 +9,7 @@ from detectors.contact_rules import DetractorRule, RepeatContactRule
 from detectors.customer_signal import CustomerSignal
 from schemas import ContactEvent, Stream
 from streams.alerts import series_monitor
+from streams.envelopes import Component
 from streams.event_time import RollingWindow, mean_reader
 from streams.metrics import Children
 from streams.pipeline import Context, Outputs, StreamHandler
@@ -44,7 +45,7 @@ class ContactsHandler(StreamHandler):
         self.ces = RollingWindow(window)
         self.nps = RollingWindow(window)  # value = +100 promoter, 0 passive, -100 detractor
         self.fcr = RollingWindow(window)  # value = 1 resolved on first contact, else 0
-        self.monitor = series_monitor(ctx, "/cxpulse/contacts")
+        self.monitor = series_monitor(ctx, Component.CONTACTS)
         settings = ctx.settings
         self.repeats = RepeatContactRule(
             settings.repeat_contact_threshold, settings.repeat_contact_window_seconds, store=ctx.store(Store.CONTACTS)

@@ -3,25 +3,27 @@
 Every stream sends small per-customer signals to ``cx.signals`` keyed by ``customer_id``, so
 all of one customer's signals meet in one partition, here. This agent keeps the decaying
 frustration score and the notification policy (cooldown, daily cap, priority, duplicates)
-per customer, both in changelogged stores, and emits what passes to ``cx.notifications``.
+per customer, both in changelogged stores, and emits what passes to ``cx.notifications``
+(as CloudEvents, made by :mod:`streams.envelopes`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
-from detectors.customer_signal import CustomerSignal
+from detectors.customer_signal import CustomerSignal, NotificationCandidate
 from detectors.frustration_score import FrustrationScore
 from detectors.notification_policy import NotificationPolicy
 from schemas import Rejection
 from schemas import cloudevents as ce
+from schemas.models import NOTIFICATION_TYPES, NOTIFY_DELIVERY_DELAYED
+from streams.envelopes import Envelopes
 from streams.event_time import Watermark
 from streams.pipeline import Context, Outputs, deadletter_headers
 from streams.topics import Store, Topic, topic_names
 
-NOTIFICATION_SHORT_TYPES = {t: t.rsplit(".", 1)[-1] for t in ce.NOTIFICATION_TYPES}
+#: Metric label of each notification type (``cx.notification.repeat_contact`` -> ``repeat_contact``).
+NOTIFICATION_SHORT_TYPES = {t: t.rsplit(".", 1)[-1] for t in NOTIFICATION_TYPES}
 
 
 class CustomersHandler:
@@ -45,6 +47,7 @@ class CustomersHandler:
             daily_cap=s.notification_daily_cap,
             store=ctx.store(Store.POLICY),
         )
+        self.envelopes = Envelopes(s.source_id)
         self._next_expiry = float("-inf")
 
     def handle(
@@ -63,31 +66,31 @@ class CustomersHandler:
             headers = deadletter_headers(rejection, "signals", self.source_topic, partition, offset)
             out.add(Topic.DEADLETTER, key, raw, headers)
             return out
-        candidates: list[dict[str, Any]] = []
+        candidates: list[NotificationCandidate] = []
         for signal in signals:
             self.event_clock.observe(signal.ts, partition)
             crossed = self.scores.observe(signal)
             if crossed is not None:
                 self.metrics.frustration_scores_over_threshold.inc()
-                candidates.append(crossed.notification())
+                candidates.append(crossed.candidate())
             if signal.notification is not None:
-                candidates.append(dict(signal.notification))
+                candidates.append(signal.notification)
         if candidates:
             self._decide(candidates, out)
         self._expire()
         return out
 
-    def _decide(self, candidates: list[dict[str, Any]], out: Outputs) -> None:
+    def _decide(self, candidates: list[NotificationCandidate], out: Outputs) -> None:
         m = self.metrics
         send, suppressed = self.policy.decide(candidates)
-        for event in send:
-            short = NOTIFICATION_SHORT_TYPES.get(event["type"], event["type"])
-            m.notifications.labels(short).inc()
-            if event["type"] == ce.NOTIFY_DELIVERY_DELAYED:
-                m.notification_lead_time.observe(max(0.0, float(event["data"]["lead_time_seconds"])))
-            out.add(Topic.NOTIFICATIONS, event["data"]["customer_id"], ce.encode(event), ce.KAFKA_HEADERS)
-        for event, reason in suppressed:
-            m.notifications_suppressed.labels(NOTIFICATION_SHORT_TYPES.get(event["type"], event["type"]), reason).inc()
+        for candidate in send:
+            m.notifications.labels(NOTIFICATION_SHORT_TYPES[candidate.type]).inc()
+            if candidate.type == NOTIFY_DELIVERY_DELAYED:
+                m.notification_lead_time.observe(max(0.0, float(candidate.data["lead_time_seconds"])))
+            event = self.envelopes.notification(candidate)
+            out.add(Topic.NOTIFICATIONS, candidate.customer_id, ce.encode(event), ce.KAFKA_HEADERS)
+        for candidate, reason in suppressed:
+            m.notifications_suppressed.labels(NOTIFICATION_SHORT_TYPES[candidate.type], reason).inc()
 
     def _expire(self) -> None:
         # The policy's expiry scans its store: once per event-time hour is plenty.

@@ -13,6 +13,7 @@ from detectors.delivery_delay import (
 from detectors.transit_model import TransitModel
 from schemas import DeliveryEvent, Stream
 from streams.alerts import series_monitor
+from streams.envelopes import Component
 from streams.event_time import RollingWindow, mean_reader
 from streams.metrics import Children
 from streams.pipeline import Context, Outputs, StreamHandler
@@ -35,7 +36,7 @@ class DeliveriesHandler(StreamHandler):
         )
         self.on_time: dict[tuple[str, str], RollingWindow] = {}
         self.metrics.orders_open.set_function(lambda: len(self.delays.store))
-        self.monitor = series_monitor(ctx, "/cxpulse/deliveries", step_s=ctx.settings.delivery_alert_step_seconds)
+        self.monitor = series_monitor(ctx, Component.DELIVERIES, step_s=ctx.settings.delivery_alert_step_seconds)
         m = self.metrics
         self._status = Children(m.delivery_status)
         self._failed_attempts = Children(m.failed_attempts)

@@ -59,7 +59,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         PROJECT_ROOT / "var", description="Project-local folder for Kafka, Prometheus and worker data."
     )
-    source_id: str = Field("urn:cxpulse", description="CloudEvents `source` of everything this deployment emits.")
+    source_id: str = Field(
+        "/cxpulse",
+        min_length=1,
+        description=(
+            "Prefix of the CloudEvents `source` of every alert and notification: each event's source is "
+            "`<this>/<component>` (clickstream, contacts, deliveries or customers)."
+        ),
+    )
 
     # --- Input limits and event time -------------------------------------------------------
     max_message_bytes: int = Field(1_048_576, description="Larger input messages are dead-lettered.")
@@ -138,9 +145,6 @@ class Settings(BaseSettings):
     frustration_threshold: float = Field(8.0, description="Score that triggers frustration_outreach.")
     notification_cooldown_seconds: float = Field(86400.0, description="Per customer and type.")
     notification_daily_cap: int = Field(3, description="Notifications per customer per rolling 24 h.")
-    notifications_include_personal_data: bool = Field(
-        False, description="Reserved: notifications carry ids only unless this is true."
-    )
 
     # --- Labels ----------------------------------------------------------------------------
     route_patterns: str = Field(

@@ -3,7 +3,8 @@
 import pytest
 
 from detectors.contact_rules import DetractorRule, RepeatContactRule
-from schemas.models import ContactEvent
+from schemas.ids import detractor_followup_id, repeat_contact_id
+from schemas.models import NOTIFY_DETRACTOR_FOLLOWUP, NOTIFY_REPEAT_CONTACT, ContactEvent
 
 DAY = 86400.0
 
@@ -31,8 +32,16 @@ def test_repeat_contact_payload_and_expiry() -> None:
     rule = RepeatContactRule()
     hit = [rule.process(opened(i, i * 3600.0)) for i in range(3)][-1]
     assert hit is not None and hit.contact_ids == ("k0", "k1", "k2")
-    ev = hit.notification()
-    assert ev["data"]["customer_id"] == "c" and ev["subject"] == "k2"
+    candidate = hit.candidate()
+    assert (candidate.type, candidate.id, candidate.customer_id, candidate.subject, candidate.time) == (
+        NOTIFY_REPEAT_CONTACT, repeat_contact_id("c", "k2"), "c", "k2", 2 * 3600.0
+    )
+    assert candidate.data == {"customer_id": "c", "contact_ids": ["k0", "k1", "k2"],
+                              "reasons": ["delivery"] * 3, "channels": ["chat"] * 3}  # fmt: skip
+    signal = hit.to_signal()
+    assert (signal.kind, signal.source_id, signal.detail, signal.notification) == (
+        "repeat_contact", "k2", {"count": 3}, candidate
+    )
     rule.advance(30 * DAY)
     assert len(rule.store) == 0
 
@@ -73,3 +82,16 @@ def test_a_customer_far_ahead_does_not_expire_another_customers_history() -> Non
     assert rule.process(opened("a", 2, 2.0)) is not None  # a's third contact within 7 days
     rule.advance(2.0 * 86400.0 + 7 * 86400.0 + 1.0)  # the watermark passes a's window: now it goes
     assert "a" not in rule.store and "b" in rule.store
+
+
+def test_detractor_candidate_without_a_contact() -> None:
+    rule = DetractorRule()
+    hit = rule.process(ContactEvent("s", 7.5, "survey_response", "c", nps=3, reason="billing"))
+    assert hit is not None
+    candidate = hit.candidate()
+    assert (candidate.type, candidate.id, candidate.subject, candidate.time) == (
+        NOTIFY_DETRACTOR_FOLLOWUP, detractor_followup_id("c", None, 7.5), None, 7.5
+    )
+    assert candidate.data == {"customer_id": "c", "contact_id": None,
+                              "scores": {"csat": None, "nps": 3, "ces": None}, "reason": "billing"}  # fmt: skip
+    assert hit.to_signal().notification == candidate

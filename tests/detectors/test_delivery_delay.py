@@ -182,7 +182,7 @@ def test_promise_missed_and_replay_same_ids() -> None:
         kinds = [type(f).__name__ for f in out]
         assert kinds == ["DeliveryFailed", "PromiseMissed"]
         assert isinstance(out[1], PromiseMissed)
-        ids = [f.notification()["id"] for f in out if hasattr(f, "notification")]
+        ids = [f.candidate().id for f in out if hasattr(f, "candidate")]
         return ids
 
     assert run_once() == run_once()

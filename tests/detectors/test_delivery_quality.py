@@ -155,5 +155,5 @@ def test_one_notification_per_promise_and_replay_ids(results: dict[int, dict[str
     first, _ = run(prefix)
     again, _ = run(prefix)
     assert first and [n.id for n in first] == [n.id for n in again]
-    assert [n.notification() for n in first] == [n.notification() for n in again]
+    assert [n.candidate() for n in first] == [n.candidate() for n in again]
     assert {n.id for n in first} <= set(ids)

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from detectors.episodes import AlertEvent, EpisodeTracker, alert_id_for
+from detectors.episodes import AlertEvent, EpisodeTracker
+from schemas.ids import alert_id
 
 T0 = 1_700_000_040.0  # 22:14 UTC
 
@@ -35,9 +36,10 @@ def test_ids_deterministic_and_shared() -> None:
     a = run(EpisodeTracker('x{y="z"}', clear_steps=5), steps)
     b = run(EpisodeTracker('x{y="z"}', clear_steps=5), steps)
     assert [e.alert_id for e in a] == [e.alert_id for e in b]
-    assert a[0].alert_id == a[1].alert_id == alert_id_for('x{y="z"}', T0)
-    assert a[0].event_id != a[1].event_id
-    assert a[0].event_id == b[0].event_id
+    assert a[0].alert_id == a[1].alert_id == alert_id('x{y="z"}', T0)
+    # A later episode of the same series is another alert.
+    later = run(EpisodeTracker('x{y="z"}', clear_steps=5), [(1, 1, 0.0), *steps])
+    assert later[0].alert_id == alert_id('x{y="z"}', T0 + 60) != a[0].alert_id
 
 
 @pytest.mark.parametrize(
@@ -94,7 +96,7 @@ def test_onset_dates_the_episode() -> None:
     tr = EpisodeTracker("s")
     ev = tr.step(T0 + 300, T0 + 360, 9, 1, 0.99, onset=T0 + 120)
     assert ev is not None and ev.episode_start == T0 + 120
-    assert ev.alert_id == alert_id_for("s", T0 + 120)
+    assert ev.alert_id == alert_id("s", T0 + 120)
 
 
 def test_clear_threshold_hysteresis() -> None:

@@ -4,7 +4,10 @@ import math
 
 import pytest
 
+from detectors.customer_signal import NotificationCandidate
 from detectors.frustration_score import CustomerSignal, FrustrationScore
+from schemas.ids import frustration_outreach_id
+from schemas.models import NOTIFY_FRUSTRATION_OUTREACH, NOTIFY_REPEAT_CONTACT
 
 H = 3600.0
 
@@ -21,6 +24,11 @@ def test_episode_once_then_again_after_reset() -> None:
     hits = [fs.observe(CustomerSignal("rage_click", "c", i * 60.0, f"s{i}")) for i in range(6)]
     assert [h is not None for h in hits] == [False, False, True, False, False, False]
     assert hits[2] is not None and len(hits[2].signals) == 3
+    candidate = hits[2].candidate()
+    assert (candidate.type, candidate.id, candidate.customer_id, candidate.subject, candidate.time) == (
+        NOTIFY_FRUSTRATION_OUTREACH, frustration_outreach_id("c", 120.0), "c", None, 120.0
+    )
+    assert candidate.data["signals"][0] == {"kind": "rage_click", "time": "1970-01-01T00:00:00Z", "source_id": "s0"}
     late = 3 * 24 * H  # decayed below reset: a new episode with a new id
     again = [fs.observe(CustomerSignal("rage_click", "c", late + i, "x")) for i in range(3)]
     assert again[2] is not None and again[2].id != hits[2].id
@@ -37,5 +45,6 @@ def test_expiry_and_unknown_kind() -> None:
 
 
 def test_signal_round_trip() -> None:
-    s = CustomerSignal("delivery_delayed", "c", 1.0, "o", {"a": 1}, {"id": "x"})
+    candidate = NotificationCandidate(NOTIFY_REPEAT_CONTACT, "x", "c", "k", 1.0, {"customer_id": "c"})
+    s = CustomerSignal("repeat_contact", "c", 1.0, "k", {"a": 1}, candidate)
     assert CustomerSignal.from_dict(s.to_dict()) == s

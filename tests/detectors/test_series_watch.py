@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from detectors.episodes import AlertEvent, alert_id_for
+from detectors.episodes import AlertEvent
 from detectors.metric_anomaly import MetricAnomalyDetector
 from detectors.series_watch import SeriesSpec, SeriesWatcher, poisson_cdf, poisson_sf
+from schemas.ids import alert_id
 
 DAY = 86_400.0
 T0 = 1_700_000_000.0 - (1_700_000_000.0 % DAY)  # a UTC midnight
@@ -146,7 +147,7 @@ def test_single_spike_one_firing_one_resolved_stable_ids() -> None:
     (t_fire, fire), (t_res, res) = a
     assert onset <= t_fire <= onset + 300
     assert onset + 900 <= t_res <= onset + 900 + 15 * 60
-    assert fire.alert_id == res.alert_id == alert_id_for(fire.series, fire.episode_start)
+    assert fire.alert_id == res.alert_id == alert_id(fire.series, fire.episode_start)
     assert [(e.alert_id, e.kind, e.explanation) for _, e in a] == [
         (e.alert_id, e.kind, e.explanation) for _, e in b
     ]

@@ -8,11 +8,16 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
+from detectors.episodes import AlertEvent
+from schemas import cloudevents as ce
+from schemas.ids import alert_event_id, alert_id, detractor_followup_id
+from schemas.models import NOTIFY_DETRACTOR_FOLLOWUP
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler, nps_category
+from streams.customers import CustomersHandler
 from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
-from streams.pipeline import Context
+from streams.pipeline import Context, Outputs
 from streams.settings import Settings
 from streams.topics import Topic
 
@@ -168,3 +173,56 @@ def test_rejected_input_becomes_dead_letter_records(ctx):
     assert headers["cxpulse-reason"] == b"invalid_json"
     assert (headers["cxpulse-source-partition"], headers["cxpulse-source-offset"]) == (b"3", b"77")
     assert value(ctx, "cxpulse_events_rejected_total", stream="contacts", reason="invalid_json") == 1
+
+
+def test_notifications_go_out_as_cloudevents_with_the_configured_source():
+    ctx = Context.create(Settings(source_id="urn:shop:eu"), Metrics(CollectorRegistry()))
+    contacts, customers = ContactsHandler(ctx), CustomersHandler(ctx)
+    survey = {"event_id": "s1", "ts": iso(0), "type": "survey_response", "customer_id": "c", "contact_id": "k1",
+              "csat": 1}  # fmt: skip
+    (signals,) = [r for r in contacts.handle(orjson.dumps(survey)).records if r.topic == Topic.SIGNALS]
+    # On cx.signals the candidate is plain data, not an envelope.
+    candidate = orjson.loads(signals.value)[0]["notification"]
+    assert set(candidate) == {"type", "id", "customer_id", "subject", "time", "data"}
+    (record,) = customers.handle(signals.value, signals.key, 0).records
+    event = ce.decode(record.value)
+    assert (record.topic, record.key, record.headers) == (Topic.NOTIFICATIONS, b"c", ce.KAFKA_HEADERS)
+    assert (event["type"], event["subject"]) == (NOTIFY_DETRACTOR_FOLLOWUP, "k1")
+    assert event["source"] == "urn:shop:eu/contacts"
+    assert event["id"] == candidate["id"] == detractor_followup_id("c", "k1", T0)
+    assert value(ctx, "cxpulse_notifications_total", type="detractor_followup") == 1
+
+
+@pytest.mark.parametrize(
+    ("handler", "component"),
+    [(ClickstreamHandler, "clickstream"), (ContactsHandler, "contacts"), (DeliveriesHandler, "deliveries")],
+)
+def test_alerts_go_out_as_cloudevents_from_their_stream(handler, component):
+    ctx = Context.create(Settings(source_id="urn:shop:eu"), Metrics(CollectorRegistry()))
+    h = handler(ctx)
+    alert = AlertEvent("firing", alert_id("s", T0), "s", {}, "metric_anomaly", T0, T0, T0 + 60, 9.0, 1.0, 0.99,
+                       "critical", "s: 9/min vs ~1.0/min expected")  # fmt: skip
+    h.monitor.watcher.advance = lambda now: [alert]  # the detectors have their own tests: here, the wiring
+    out = Outputs()
+    h.monitor.advance(T0 + 60, out)
+    (record,) = out.records
+    event = ce.decode(record.value)
+    assert (record.topic, record.key, record.headers) == (Topic.ALERTS, alert.alert_id.encode(), ce.KAFKA_HEADERS)
+    assert (event["id"], event["source"]) == (alert_event_id(alert.alert_id, "firing"), f"urn:shop:eu/{component}")
+    assert value(ctx, "cxpulse_alerts_total", type="metric_anomaly") == 1
+
+
+@pytest.mark.parametrize(
+    "notification",
+    [{"type": "cx.notification.unknown"}, {"id": ""}, {"time": "yesterday"}],
+)
+def test_a_malformed_candidate_on_signals_is_dead_lettered(notification):
+    ctx = Context.create(Settings(), Metrics(CollectorRegistry()))
+    candidate = {"type": NOTIFY_DETRACTOR_FOLLOWUP, "id": "x", "customer_id": "c", "subject": None, "time": 1.0,
+                 "data": {"customer_id": "c"}}  # fmt: skip
+    signal = {"kind": "detractor", "customer_id": "c", "ts": 1.0, "source_id": "k", "detail": {},
+              "notification": {**candidate, **notification}}  # fmt: skip
+    raw = orjson.dumps([signal])
+    (record,) = CustomersHandler(ctx).handle(raw, b"c", 0, 5).records
+    assert (record.topic, record.value) == (Topic.DEADLETTER, raw)
+    assert dict(record.headers)["cxpulse-reason"] == b"schema_violation"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas import cloudevents as ce
+from schemas.models import NOTIFICATION_TYPES
 from tests.kafka_harness import sample
 from tests.live import MALFORMED
 
@@ -10,7 +10,7 @@ from tests.live import MALFORMED
 def test_every_notification_type_flows_and_rejects_are_counted(live_pipeline):
     # Candidates travel through cx.signals to the customers agent after the input is processed
     # (the carrier delay is recognised late in the run): wait for them, bounded.
-    shorts = [t.rsplit(".", 1)[-1] for t in ce.NOTIFICATION_TYPES]
+    shorts = [t.rsplit(".", 1)[-1] for t in NOTIFICATION_TYPES]
     m = live_pipeline.worker.wait_for(
         lambda m: all(sample(m, "cxpulse_notifications_total", type=short) > 0 for short in shorts),
         timeout=120,

@@ -20,6 +20,7 @@ import pytest
 from deploy.simulator.producer import run_simulation
 from deploy.simulator.simulation import Incident, SimulationConfig
 from schemas import cloudevents as ce
+from schemas.models import NOTIFY_DELIVERY_DELAYED, NOTIFY_DETRACTOR_FOLLOWUP, NOTIFY_REPEAT_CONTACT
 from streams.replay import replay_settings
 from tests.detectors.test_delivery_quality import INCIDENT, score
 from tests.kafka_harness import consume_all, isolated_settings, sample, start_worker, wait_signals_drained
@@ -116,7 +117,7 @@ def delayed(sent: list[dict[str, Any]]) -> list[Sent]:
     return [
         Sent(e["data"]["order_id"], ce.parse_rfc3339(e["time"]), ce.parse_rfc3339(e["data"]["promised_by"]))
         for e in sent
-        if e["type"] == ce.NOTIFY_DELIVERY_DELAYED
+        if e["type"] == NOTIFY_DELIVERY_DELAYED
     ]
 
 
@@ -143,9 +144,9 @@ def test_repeat_contact_and_detractor_candidates_are_exact(runs):
     for r in runs.values():
         truth, candidates = r["truth"], [s["notification"] for s in r["signals"] if s.get("notification")]
         repeats = {
-            (c["data"]["customer_id"], c["data"]["contact_ids"][-1])
+            (c["customer_id"], c["data"]["contact_ids"][-1])
             for c in candidates
-            if c["type"] == ce.NOTIFY_REPEAT_CONTACT
+            if c["type"] == NOTIFY_REPEAT_CONTACT
         }
         # One candidate per episode: the contact that brings the 7-day count to 3.
         expected = {
@@ -153,7 +154,7 @@ def test_repeat_contact_and_detractor_candidates_are_exact(runs):
         }
         assert repeats == expected and expected
         detractors = {
-            (c["data"]["customer_id"], c["subject"]) for c in candidates if c["type"] == ce.NOTIFY_DETRACTOR_FOLLOWUP
+            (c["customer_id"], c["subject"]) for c in candidates if c["type"] == NOTIFY_DETRACTOR_FOLLOWUP
         }
         assert detractors == {(t["customer_id"], t["contact_id"]) for t in truth["detractors"]} and detractors
 
