@@ -12,7 +12,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -36,7 +36,14 @@ REASONS = (
     "unknown_type",
     "schema_violation",
     "bad_timestamp",
+    "processing_error",  # our code (or the producer of its outputs) failed on valid input
 )
+
+#: Timestamps outside [2000-01-01, 2100-01-01) UTC are rejected (``bad_timestamp``): a clock that
+#: is unset (1970) or wildly off would move a stream's event-time clock decades and mark every
+#: open order, session and window as overdue or late.
+EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+LATEST_TS = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,8 @@ class Rejection:
 class ParseResult:
     events: list[Event] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    #: For each of ``events``, its position in the batch (``None`` for a message of one event).
+    event_indices: list[int | None] = field(default_factory=list)
 
 
 def load_schema(stream: Stream | str, version: int = SCHEMA_VERSION) -> dict[str, Any]:
@@ -174,8 +183,12 @@ def _parse_event(stream: Stream, item: Any, index: int | None, raw: bytes | None
         if text is None:
             continue
         try:
-            values[name] = parse_timestamp(text)
-        except ValueError as exc:
+            values[name] = ts = parse_timestamp(text)
+        except (ValueError, OverflowError) as exc:
             reject("bad_timestamp", f"{event_type}: field {name!r}: {exc}", event_type)
             return
+        if not EARLIEST_TS <= ts < LATEST_TS:
+            reject("bad_timestamp", f"{event_type}: field {name!r}: {text!r} is not between 2000 and 2100", event_type)
+            return
     result.events.append(MODEL_BY_STREAM[stream](**values))
+    result.event_indices.append(index)

@@ -2,8 +2,11 @@
 
 Input topics are read as raw bytes: Faust's own decoding would crash the stream on a bad
 message and has no dead-letter queue, so :mod:`streams.pipeline` validates and routes
-failures itself. Handlers hold per-partition state in memory; anything that must survive a
-restart or a rebalance lives in Faust tables with changelog topics.
+failures itself, and :mod:`streams.sender` makes sure a failure to send never crashes an agent
+(Faust would restart it past the message: the message would be lost). The producer's and the
+consumer's size limits come from :mod:`streams.size_budget`. Handlers hold per-partition state
+in memory; anything that must survive a restart or a rebalance lives in Faust tables with
+changelog topics.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler
 from streams.customers import CustomersHandler
+from streams.deadletters import Source
 from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
-from streams.pipeline import Context, Outputs
+from streams.pipeline import Context, Outputs, Record
+from streams.sender import OutputSender
 from streams.settings import Settings, get_settings
+from streams.size_budget import SizeBudget
 from streams.topics import INPUT_TOPICS, Store, Topic, topic_names
 
 LAG_INTERVAL_S = 5.0
@@ -54,10 +60,14 @@ class Pipeline:
     handlers: dict[Topic, Handler] = field(default_factory=dict)
     topics: dict[Topic, Any] = field(default_factory=dict)
     positions: dict[Any, int] = field(default_factory=dict)  # tp -> last processed offset
+    sender: OutputSender = field(init=False)
 
-    async def send(self, out: Outputs) -> None:
-        for record in out.records:
-            await self.topics[record.topic].send(key=record.key, value=record.value, headers=record.headers)
+    def __post_init__(self) -> None:
+        self.sender = OutputSender(self.produce, self.metrics, SizeBudget.of(self.settings).output_record_bytes)
+
+    async def produce(self, record: Record) -> Any:
+        """Send one record; returns its delivery future (Faust's ``send`` does not wait for the ack)."""
+        return await self.topics[record.topic].send(key=record.key, value=record.value, headers=record.headers)
 
 
 class _SecondsHistogram:
@@ -97,6 +107,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     datadir = settings.data_dir / "worker" / settings.app_id
     datadir.mkdir(parents=True, exist_ok=True)
     brokers = [f"kafka://{host.strip()}" for host in settings.bootstrap_servers.split(",")]
+    budget = SizeBudget.of(settings)
     app = faust.App(
         settings.app_id,
         broker=brokers,
@@ -109,6 +120,10 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         web_host=settings.web_host,
         datadir=str(datadir),
         producer_acks=-1,
+        # The size budget: the producer takes any dead letter of an input the broker accepted;
+        # the consumer fetches the largest record of any topic in one go.
+        producer_max_request_size=budget.output_record_bytes,
+        consumer_max_fetch_size=budget.output_record_bytes,
         consumer_auto_offset_reset="earliest",
     )
     _expose_metrics(app, metrics)
@@ -144,14 +159,27 @@ class Handler(Protocol):
 def _register_agent(pipeline: Pipeline, handler: Handler) -> None:
     topic = pipeline.topics[handler.source]
     positions = pipeline.positions
+    sender = pipeline.sender
+    stream_name = handler.source.value
+    source_topic = topic.get_topic_name()
+    # Exported at 0 from the start, so the first processing error is an increase Prometheus sees.
+    pipeline.metrics.events_rejected.labels(stream_name, "processing_error")
 
     async def process(stream: Any) -> None:
+        # Nothing in this loop may raise: Faust would restart the agent past the message.
         async for event in stream.events():
             message = event.message
-            out = handler.handle(message.value, message.key, message.partition, message.offset)
-            positions[message.tp] = message.offset
+            key, value, partition, offset = message.key, message.value, message.partition, message.offset
+            positions[message.tp] = offset
+            try:
+                out = handler.handle(value, key, partition, offset)
+            except Exception as exc:  # a handler without its own safety net (or a bug in that)
+                pipeline.app.log.exception("%s message %s@%s failed", stream_name, partition, offset)
+                source = Source(stream_name, source_topic, key, value or b"", partition, offset)
+                await sender.dead_letter_input(source, exc, "handling the message")
+                continue
             if out.records:
-                await pipeline.send(out)
+                await sender.send(out, Source(stream_name, source_topic, key, value or b"", partition, offset))
 
     pipeline.app.agent(topic, name=f"cxpulse.{handler.source.value}")(process)
 

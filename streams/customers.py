@@ -17,9 +17,11 @@ from detectors.notification_policy import NotificationPolicy
 from schemas import Rejection
 from schemas import cloudevents as ce
 from schemas.models import NOTIFICATION_TYPES, NOTIFY_DELIVERY_DELAYED
+from streams.deadletters import Source, dead_letter
 from streams.envelopes import Envelopes
 from streams.event_time import Watermark
-from streams.pipeline import Context, Outputs, deadletter_headers
+from streams.pipeline import Context, Outputs
+from streams.size_budget import SizeBudget
 from streams.topics import Store, Topic, topic_names
 
 #: Metric label of each notification type (``cx.notification.repeat_contact`` -> ``repeat_contact``).
@@ -49,6 +51,7 @@ class CustomersHandler:
         )
         self.envelopes = Envelopes(s.source_id)
         self._next_expiry = float("-inf")
+        self._deadletter_limit = SizeBudget.of(s).output_record_bytes
 
     def handle(
         self, raw: bytes, key: bytes | None = None, partition: int | None = None, offset: int | None = None
@@ -61,10 +64,11 @@ class CustomersHandler:
             # through the same dead-letter path, reasons and provenance headers as the inputs.
             reason = "invalid_json" if isinstance(exc, orjson.JSONDecodeError) else "schema_violation"
             rejection = Rejection(reason, f"not a list of customer signals: {exc}", raw)
-            self.metrics.events_rejected.labels("signals", reason).inc()
+            source = Source("signals", self.source_topic, key, raw, partition, offset)
+            letter = dead_letter(rejection, source, self._deadletter_limit)
+            self.metrics.events_rejected.labels("signals", letter.reason).inc()
             self.metrics.deadletters.labels("signals").inc()
-            headers = deadletter_headers(rejection, "signals", self.source_topic, partition, offset)
-            out.add(Topic.DEADLETTER, key, raw, headers)
+            out.add_dead_letter(letter)
             return out
         candidates: list[NotificationCandidate] = []
         for signal in signals:

@@ -59,6 +59,12 @@ class Metrics:
         self.deadletters = Counter(
             "cxpulse_deadletters", "Records written to the dead-letter topic.", ["stream"], registry=r
         )
+        self.output_send_failures = Counter(
+            "cxpulse_output_send_failures",
+            "Output records the producer could not send (each is retried, truncated or dead-lettered; see the log).",
+            ["topic"],
+            registry=r,
+        )
         self.event_time = Gauge(
             "cxpulse_event_time_seconds",
             "Event-time clock (newest event ts seen) per stream, Unix seconds.",

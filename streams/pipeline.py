@@ -3,9 +3,11 @@
 A :class:`StreamHandler` turns one Kafka message into metric updates and output records:
 parse and validate (``schemas``), dead-letter what is rejected, drop duplicates, advance the
 event-time clock, count late events, then hand each accepted event to the stream's own
-``on_event``. Agents stay thin: they call :meth:`StreamHandler.handle` and send the returned
-:class:`Outputs`. Keeping this free of Faust lets the same code run in unit tests, in the
-benchmark and in the worker.
+``on_event``. An exception our own code raises on one event (a detector's bug) dead-letters
+that event with reason ``processing_error`` and drops its partial outputs; the rest of the
+message, and the stream, go on. Agents stay thin: they call :meth:`StreamHandler.handle` and
+send the returned :class:`Outputs` (:mod:`streams.sender`). Keeping this free of Faust lets the
+same code run in unit tests, in the benchmark and in the worker.
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ import orjson
 
 from detectors.customer_signal import CustomerSignal
 from schemas import Event, Rejection, Stream, parse_message
+from streams.deadletters import DeadLetter, Headers, Source, dead_letter, element_payload, processing_error
+from streams.deadletters import deadletter_headers as deadletter_headers  # re-exported: customers.py
 from streams.dedup import Deduplicator
 from streams.event_time import Watermark
 from streams.exceptions import ConfigurationError
 from streams.labels import LabelCap, RouteNormalizer, parse_route_patterns
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.size_budget import SizeBudget
 from streams.topics import Store, Topic, topic_names
-
-Headers = list[tuple[str, bytes]]
 
 
 @dataclass(slots=True)
@@ -48,6 +51,17 @@ class Outputs:
     def add(self, topic: Topic, key: str | bytes | None, value: bytes, headers: Headers | None = None) -> None:
         raw_key = key.encode() if isinstance(key, str) else key
         self.records.append(Record(topic, raw_key, value, headers or []))
+
+    def mark(self) -> tuple[int, int]:
+        """Where the outputs stand now, for :meth:`rollback`."""
+        return len(self.records), len(self.signals)
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        """Forget what was added since ``mark`` (the outputs of an event our code failed on)."""
+        del self.records[mark[0] :], self.signals[mark[1] :]
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        self.records.append(Record(Topic.DEADLETTER, letter.key, letter.value, letter.headers))
 
     def signal(self, signal: CustomerSignal) -> None:
         """Queue a per-customer signal for ``cx.signals`` (grouped per customer on flush)."""
@@ -104,23 +118,6 @@ class Context:
         return self.caps[dimension](value)
 
 
-def deadletter_headers(
-    rejection: Rejection, stream: str, source_topic: str, partition: int | None, offset: int | None
-) -> Headers:
-    """Headers a person (or a replay tool) needs to act on a rejected record."""
-    headers = [
-        ("cxpulse-reason", rejection.reason.encode()),
-        ("cxpulse-error", rejection.detail.encode("utf-8", "replace")[:2000]),
-        ("cxpulse-stream", stream.encode()),
-        ("cxpulse-source-topic", source_topic.encode()),
-        ("cxpulse-source-partition", str(partition if partition is not None else -1).encode()),
-        ("cxpulse-source-offset", str(offset if offset is not None else -1).encode()),
-    ]
-    if rejection.index is not None:
-        headers.append(("cxpulse-batch-index", str(rejection.index).encode()))
-    return headers
-
-
 class StreamHandler:
     """Base of the per-stream handlers; subclasses implement :meth:`on_event`."""
 
@@ -147,45 +144,63 @@ class StreamHandler:
         self.metrics.event_time.labels(name).set_function(lambda: max(self.event_clock.now, 0.0))
         self._delay = self.metrics.event_delay.labels(name)
         self._by_type: dict[str, Any] = {}
+        self._deadletter_limit = SizeBudget.of(settings).output_record_bytes
 
     def handle(
-        self, raw: bytes, key: bytes | None = None, partition: int | None = None, offset: int | None = None
+        self, raw: bytes | None, key: bytes | None = None, partition: int | None = None, offset: int | None = None
     ) -> Outputs:
-        """Process one Kafka message value; never raises on bad input."""
+        """Process one Kafka message value; never raises: what fails becomes a dead letter."""
         out = Outputs()
         self._messages.inc()
+        raw = raw if raw is not None else b""  # a tombstone is an empty, so invalid, document
         settings = self.ctx.settings
-        result = parse_message(
-            self.stream, raw, max_message_bytes=settings.max_message_bytes, max_batch_events=settings.max_batch_events
-        )
+        try:
+            result = parse_message(
+                self.stream,
+                raw,
+                max_message_bytes=settings.max_message_bytes,
+                max_batch_events=settings.max_batch_events,
+            )
+        except Exception as exc:  # a bug of ours in parsing must not stop the stream
+            self.reject(out, processing_error(exc, "parsing the message", raw), raw, key, partition, offset, exc)
+            return out
         for rejection in result.rejections:
-            self.metrics.events_rejected.labels(self.stream.value, rejection.reason).inc()
-            headers = deadletter_headers(rejection, self.stream.value, self.source_topic, partition, offset)
-            out.add(Topic.DEADLETTER, key, rejection.payload, headers)
-            self._deadletters.inc()
+            self.reject(out, rejection, raw, key, partition, offset)
         newest = None
         dedup = self._dedup.get(partition)
         if dedup is None:
-            settings = self.ctx.settings
             dedup = self._dedup[partition] = Deduplicator(settings.dedup_horizon_seconds, settings.dedup_max_ids)
-        for event in result.events:
+        for event, index in zip(result.events, result.event_indices, strict=True):
             if dedup.is_duplicate(event.event_id, event.ts):
                 self._duplicates.inc()
                 continue
             late = self.event_clock.observe(event.ts, partition)
+            before = out.mark()
+            try:
+                self.on_event(event, late, out)
+            except Exception as exc:  # a bug of ours on one event: dead-letter it, go on with the rest
+                out.rollback(before)
+                failed = processing_error(exc, f"processing {event.type} event", element_payload(raw, index), index)
+                self.reject(out, failed, raw, key, partition, offset, exc)
+                continue
             if late:
                 self._late.inc()
             counter = self._by_type.get(event.type)
             if counter is None:
                 counter = self._by_type[event.type] = self.metrics.events.labels(self.stream.value, event.type)
             counter.inc()
-            self.on_event(event, late, out)
             newest = event.ts if newest is None or event.ts > newest else newest
         if newest is not None:
             self._delay.observe(max(0.0, self.ctx.clock() - newest))
             now = self.event_clock.advance()
             if now != float("-inf"):  # some owned partition has not delivered yet: nothing closes
-                self.on_clock(now, out)
+                before = out.mark()
+                try:
+                    self.on_clock(now, out)
+                except Exception as exc:  # the message moved the clock into a bug of ours: keep it for replay
+                    out.rollback(before)
+                    failed = processing_error(exc, "advancing the event-time clock", raw)
+                    self.reject(out, failed, raw, key, partition, offset, exc)
         if out.signals:
             out.flush_signals()
         return out
@@ -194,6 +209,23 @@ class StreamHandler:
         """A partition was revoked: it leaves the watermark, and its dedup memory goes."""
         self.event_clock.forget(partition)
         self._dedup.pop(partition, None)
+
+    def reject(
+        self,
+        out: Outputs,
+        rejection: Rejection,
+        raw: bytes,
+        key: bytes | None,
+        partition: int | None,
+        offset: int | None,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Dead-letter ``rejection`` (truncated if it must be, to fit the producer) and count it."""
+        source = Source(self.stream.value, self.source_topic, key, raw, partition, offset)
+        letter = dead_letter(rejection, source, self._deadletter_limit, exc)
+        self.metrics.events_rejected.labels(self.stream.value, letter.reason).inc()
+        self._deadletters.inc()
+        out.add_dead_letter(letter)
 
     def on_event(self, event: Event, late: bool, out: Outputs) -> None:
         """Update metrics and detectors for one accepted, de-duplicated event."""

@@ -69,7 +69,14 @@ class Settings(BaseSettings):
     )
 
     # --- Input limits and event time -------------------------------------------------------
-    max_message_bytes: int = Field(1_048_576, description="Larger input messages are dead-lettered.")
+    max_message_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description=(
+            "Larger input messages are dead-lettered; every Kafka size limit of cxpulse derives from it "
+            "(streams/size_budget.py)."
+        ),
+    )
     max_batch_events: int = Field(1000, description="Batches with more events are dead-lettered.")
     dedup_horizon_seconds: float = Field(
         3600.0, description="Event-time horizon within which a repeated event_id counts once."

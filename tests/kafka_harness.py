@@ -18,11 +18,12 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import requests
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local.processes import free_port
@@ -156,15 +157,17 @@ def start_worker(
     command: tuple[str, ...] = ("worker",),
     env_settings: Settings | None = None,
     loglevel: str = "warning",
+    module: str = "streams.cli",
 ) -> WorkerProcess:
     """Run ``cxpulse worker`` (or ``command``) as a real process and wait until it owns its
     partitions. ``settings`` are those the process runs with; ``env_settings`` (default the
-    same) those its environment is given, when the command derives its own (``replay``)."""
+    same) those its environment is given, when the command derives its own (``replay``);
+    ``module`` is the entry point (a test may plant a bug with its own, see faulty_worker.py)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"worker-{settings.web_port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", *command, "--loglevel", loglevel],
+            [sys.executable, "-m", module, *command, "--loglevel", loglevel],
             env=settings_env(env_settings or settings),
             cwd=PROJECT_ROOT,
             stdout=log,
@@ -187,21 +190,51 @@ def start_worker(
     return worker
 
 
-def produce(settings: Settings, records: Iterable[tuple[str, bytes | None, bytes]]) -> int:
-    """Send (topic, key, value) records and wait for every acknowledgement."""
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5})
-    count = 0
+@dataclass
+class Delivery:
+    """Where the broker stored a record, or why it refused it."""
+
+    partition: int = -1
+    offset: int = -1
+    error: str | None = None
+
+
+def deliver(
+    settings: Settings, records: Iterable[tuple[str, bytes | None, bytes | None]], **config: Any
+) -> list[Delivery]:
+    """Send (topic, key, value) records, wait for every answer; ``config`` adds librdkafka settings."""
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5, **config})
+    deliveries: list[Delivery] = []
+
+    def on_delivery(delivery: Delivery, err: Any, msg: Any) -> None:
+        if err is not None:
+            delivery.error = str(err)
+        else:
+            delivery.partition, delivery.offset = msg.partition(), msg.offset()
+
     for topic, key, value in records:
+        delivery = Delivery()
+        deliveries.append(delivery)
         while True:
             try:
-                producer.produce(topic, key=key, value=value)
+                producer.produce(topic, key=key, value=value, on_delivery=partial(on_delivery, delivery))
                 break
             except BufferError:
                 producer.poll(0.1)
-        count += 1
+            except KafkaException as exc:  # refused by the producer itself (e.g. message.max.bytes)
+                delivery.error = str(exc)
+                break
     remaining = producer.flush(60)
-    assert remaining == 0, f"{remaining} records were not acknowledged"
-    return count
+    assert remaining == 0, f"{remaining} records got no answer"
+    return deliveries
+
+
+def produce(settings: Settings, records: Iterable[tuple[str, bytes | None, bytes]]) -> int:
+    """Send (topic, key, value) records and wait for every acknowledgement."""
+    deliveries = deliver(settings, records)
+    refused = [d.error for d in deliveries if d.error is not None]
+    assert not refused, f"{len(refused)} records were not acknowledged: {refused[0]}"
+    return len(deliveries)
 
 
 @dataclass

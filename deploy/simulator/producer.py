@@ -25,9 +25,12 @@ from deploy.simulator.simulation import (
     write_truth,
 )
 from streams.broker_access import cluster_metadata
+from streams.size_budget import DEFAULT_BUDGET
 
-#: Producer defaults tuned for throughput; ``producer_config`` overrides them.
+#: Producer defaults tuned for throughput; ``producer_config`` overrides them (the CLI passes
+#: ``streams.topics.client_config``, whose ``message.max.bytes`` follows CXPULSE_MAX_MESSAGE_BYTES).
 PRODUCER_DEFAULTS: dict[str, Any] = {
+    "message.max.bytes": DEFAULT_BUDGET.input_record_bytes,  # what the input topics accept
     "linger.ms": 20,
     "batch.num.messages": 10_000,
     "queue.buffering.max.messages": 500_000,

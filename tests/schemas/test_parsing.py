@@ -126,10 +126,37 @@ def test_impossible_events_are_rejected_with_an_actionable_reason(stream, event,
     assert hint in rejection.detail
 
 
-@pytest.mark.parametrize("value", ["2026-03-02T09:00:00", "yesterday", "2026-13-01T00:00:00Z"])
-def test_timestamps_need_a_valid_rfc3339_with_offset(value):
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-03-02T09:00:00",
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+        "2026-06-30T23:59:60Z",  # a leap second: Python's datetime has none
+        "1970-01-01T00:00:00Z",  # an unset clock
+        "1999-12-31T23:59:59Z",
+        "2100-01-01T00:00:00Z",
+        "2999-03-02T09:00:00Z",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",  # year 10000 in UTC
+    ],
+)
+def test_timestamps_need_a_valid_rfc3339_with_offset_between_2000_and_2100(value):
     result = one(Stream.CLICKSTREAM, {"event_id": "e", "ts": value, "type": "scroll", "session_id": "s", "page": "/"})
     assert [r.reason for r in result.rejections] == ["bad_timestamp"]
+
+
+@pytest.mark.parametrize("value", ["2000-01-01T00:00:00Z", "2099-12-31T23:59:59.999Z", "2000-01-01T01:00:00+01:00"])
+def test_the_plausible_range_includes_its_start_and_the_last_instant_before_its_end(value):
+    result = one(Stream.CLICKSTREAM, {"event_id": "e", "ts": value, "type": "scroll", "session_id": "s", "page": "/"})
+    assert result.rejections == [] and len(result.events) == 1
+
+
+def test_accepted_events_know_their_place_in_the_batch():
+    event = {"event_id": "e", "ts": T, "type": "scroll", "session_id": "s", "page": "/"}
+    result = parse_message(Stream.CLICKSTREAM, orjson.dumps([event, 42, {**event, "event_id": "f"}]))
+    assert [e.event_id for e in result.events] == ["e", "f"] and result.event_indices == [0, 2]
+    assert parse_message(Stream.CLICKSTREAM, orjson.dumps(event)).event_indices == [None]
 
 
 @pytest.mark.parametrize(
