@@ -25,6 +25,7 @@ ALERTS_WITHOUT_A_BOARD_TARGET = {
     "CxpulseWorkerDown",
     "CxpulseWorkersAbsent",
     "NoEventsArriving",
+    "CxpulseProcessingErrors",  # any processing_error at all: no level to draw
 }
 
 #: ``<op> <number>``; an alert's first comparison is its threshold, later ones (after ``and``)
