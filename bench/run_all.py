@@ -13,6 +13,7 @@ BENCHMARKS = (
     ("frustration signals, metric detector, series watcher, handler paths", ["-m", "bench.bench_detectors"]),
     ("metric anomaly detector (updates/s per series)", ["-m", "bench.bench_detectors_metric"]),
     ("delay notification lead time: monitor vs oracle", ["-m", "bench.bench_delay_lead"]),
+    ("cardinality and memory floods: 1M sessions, customers, orders (in-process)", ["-m", "bench.bench_flood"]),
     ("worker end to end vs raw consumer ceiling (real Kafka)", ["-m", "bench.bench_pipeline"]),
 )
 

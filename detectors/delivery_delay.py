@@ -452,7 +452,12 @@ class DeliveryDelayMonitor:
         st = self.store.pop(order_id, None)
         self._index.discard(order_id)
         if st is not None:
-            self._by_cr.get(f"{st['carrier']}/{st['region']}", set()).discard(order_id)
+            lane = f"{st['carrier']}/{st['region']}"
+            open_orders = self._by_cr.get(lane)
+            if open_orders is not None:
+                open_orders.discard(order_id)
+                if not open_orders:  # carrier and region are free text: no empty set stays behind
+                    del self._by_cr[lane]
 
     def _deliver(self, st: dict[str, Any], e: DeliveryEvent) -> Delivered:
         shipped = st.get("shipped")

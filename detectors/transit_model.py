@@ -18,11 +18,17 @@ Everything is learnt online from the tracking stream itself, per carrier-region 
   ``exception``, and the gaps between scans while in transit (for *abnormal silence*).
 * **Disruptions** per carrier-region: orders that stay silent much longer than the
   carrier-region's usual longest scan gap (``silence_factor`` times its ``silence_quantile``
-  gap) are marked; once ``cluster_min`` such orders shipped within ``cluster_span_s`` of each
-  other, every order of the carrier-region shipped inside that span (+/- ``cluster_pad_s``) is
-  treated as disrupted: its transit is assumed ``disruption_factor`` times slower.
+  gap) are marked (the last :data:`MAX_SILENT_MARKS` of each carrier-region are kept); once
+  ``cluster_min`` such orders shipped within ``cluster_span_s`` of each other, every order of
+  the carrier-region shipped inside that span (+/- ``cluster_pad_s``) is treated as disrupted:
+  its transit is assumed ``disruption_factor`` times slower.
 * **Recent slowness** per carrier-region (EWMA of ``log(observed gap / usual gap)``), kept as
   human-readable evidence.
+
+**Bounded lanes.** Carrier and region are free text on the wire, so the model keeps its own
+statistics for the first ``max_carriers`` carriers and ``max_regions`` regions it sees; later ones
+are pooled under :data:`OTHER` (as the metric labels are), so its memory is at most
+``(max_carriers + 1) * (max_regions + 1)`` lanes whatever the input.
 
 Prediction (:meth:`TransitModel.predict_delivery`) is the probability of delivery after
 ``promised_by`` given everything known *now*, including what has *not* happened yet:
@@ -52,7 +58,13 @@ HOUR = 3600.0
 _N = NormalDist()
 _SQRT2 = math.sqrt(2.0)
 ANY = "*"
+#: The pooled lane of carriers and regions beyond the model's bounds.
+OTHER = "other"
 MAX_SNAPSHOTS = 16
+#: Abnormally silent orders remembered per lane (the most recently marked): a disruption needs
+#: ``cluster_min`` of them, and a flood of silent orders must cost neither memory nor a scan of
+#: every one of them per mark.
+MAX_SILENT_MARKS = 512
 STATUSES_IN_TRANSIT = ("created", "shipped", "in_transit", "out_for_delivery", "failed_attempt",
                        "exception")
 #: Statuses after which the order moves on by itself (silence is judged on their scan gaps).
@@ -235,6 +247,9 @@ class TransitModel:
     regression_warmup : int
         Delivered orders the regression learns before it is used (per-lane statistics until
         then).
+    max_carriers, max_regions : int
+        Carriers and regions with statistics of their own (the first seen); later ones share the
+        :data:`OTHER` lane (default 100 each).
 
     Examples
     --------
@@ -269,6 +284,8 @@ class TransitModel:
         slowness_z: float = 2.0,
         regression: bool = True,
         regression_warmup: int = 200,
+        max_carriers: int = 100,
+        max_regions: int = 100,
     ) -> None:
         self.stat_alpha = stat_alpha
         self.recent_alpha = recent_alpha
@@ -294,6 +311,10 @@ class TransitModel:
         self.silent: dict[str, dict[str, float]] = {}  # cr -> order id -> shipped ts
         self.disruptions: dict[str, list[tuple[float, float]]] = {}  # cr -> ship-time spans
         self.n_learnt = 0
+        self.max_carriers = max_carriers
+        self.max_regions = max_regions
+        self._carriers: set[str] = set()
+        self._regions: set[str] = set()
 
     # ------------------------------------------------------------------ helpers
     def _sample(self, key: str) -> Sample:
@@ -302,8 +323,32 @@ class TransitModel:
             s = self.samples[key] = Sample(self.sample_size)
         return s
 
-    @staticmethod
-    def _keys(carrier: str, region: str) -> tuple[str, str, str]:
+    def lane(self, carrier: str, region: str) -> tuple[str, str]:
+        """The carrier and region whose statistics stand for this pair (bounded, see above).
+
+        >>> m = TransitModel(max_carriers=1, max_regions=1)
+        >>> m.lane("dhl", "north"), m.lane("ups", "north"), m.lane("dhl", "south")
+        (('dhl', 'north'), ('other', 'north'), ('dhl', 'other'))
+        """
+        carriers, regions = self._carriers, self._regions
+        if carrier not in carriers and carrier != OTHER:
+            if len(carriers) < self.max_carriers:
+                carriers.add(carrier)
+            else:
+                carrier = OTHER
+        if region not in regions and region != OTHER:
+            if len(regions) < self.max_regions:
+                regions.add(region)
+            else:
+                region = OTHER
+        return carrier, region
+
+    def _cr(self, carrier: str, region: str) -> str:
+        carrier, region = self.lane(carrier, region)
+        return f"{carrier}/{region}"
+
+    def _keys(self, carrier: str, region: str) -> tuple[str, str, str]:
+        carrier, region = self.lane(carrier, region)
         return f"{carrier}/{region}", carrier, ANY
 
     def _find_sample(self, what: str, carrier: str, region: str,
@@ -325,7 +370,7 @@ class TransitModel:
         lane = self._lane_params(carrier, region)
         if lane is None or self.regressor is None or shipped is None:
             return lane
-        learnt = self.regressor.predict_one(carrier, shipped)
+        learnt = self.regressor.predict_one(self.lane(carrier, region)[0], shipped)
         if learnt is None:
             return lane
         # the regression's residuals come from orders delivered so far, which under-represent
@@ -354,7 +399,7 @@ class TransitModel:
             return
         if prev_status not in MOVING:
             return
-        cr = f"{carrier}/{region}"
+        cr = self._cr(carrier, region)
         usual = self._find_sample("gap", carrier, region)
         if usual is not None:
             d = math.log(max(gap_h, 1e-6) / max(usual.quantile(0.5), 1e-6))
@@ -379,6 +424,7 @@ class TransitModel:
         shipped : float, optional
             Ship time; defaults to the ts of the ``shipped`` snapshot, if any.
         """
+        carrier, region = self.lane(carrier, region)  # bounded lanes, the regression's carrier too
         snaps = [(str(s), float(t)) for s, t in snapshots][-MAX_SNAPSHOTS:]
         if shipped is None:
             shipped = next((t for s, t in snaps if s == "shipped"), None)
@@ -386,8 +432,7 @@ class TransitModel:
         clean = not statuses & {"failed_attempt", "exception"}
         if shipped is not None and delivered_ts > shipped and clean:
             h = (delivered_ts - shipped) / HOUR
-            cr = f"{carrier}/{region}"
-            own = self.transit.get(cr)
+            own = self.transit.get(f"{carrier}/{region}")
             if own is not None and own.n >= self.min_samples:
                 self.spread.update(abs(math.log(h) - own.mean) + 1e-6)
             lane = self._lane_params(carrier, region)
@@ -410,14 +455,16 @@ class TransitModel:
     # ------------------------------------------------------------------ disruptions
     def mark_silent(self, carrier: str, region: str, order_id: str, shipped: float) -> bool:
         """Record an abnormally silent order; True when this creates or widens a disruption."""
-        cr = f"{carrier}/{region}"
+        cr = self._cr(carrier, region)
         marks = self.silent.setdefault(cr, {})
         if order_id in marks:
             return False
         marks[order_id] = shipped
-        # forget marks far older than this one (bounded memory)
+        # forget marks far older than this one, and the earliest beyond the bound
         for oid in [o for o, t in marks.items() if t < shipped - 10 * self.cluster_span_s]:
             del marks[oid]
+        while len(marks) > MAX_SILENT_MARKS:
+            del marks[next(iter(marks))]
         near = sorted(t for t in marks.values() if abs(t - shipped) <= self.cluster_span_s)
         if len(near) < self.cluster_min:
             return False
@@ -435,7 +482,7 @@ class TransitModel:
         """Whether an order shipped at ``shipped`` falls in a known disruption of its region."""
         if shipped is None:
             return False
-        return any(a <= shipped <= b for a, b in self.disruptions.get(f"{carrier}/{region}", ()))
+        return any(a <= shipped <= b for a, b in self.disruptions.get(self._cr(carrier, region), ()))
 
     # ------------------------------------------------------------------ statistics for evidence
     def usual_transit_hours(self, carrier: str, region: str) -> float | None:
@@ -454,7 +501,7 @@ class TransitModel:
 
     def recent_shift(self, carrier: str, region: str) -> float:
         """Significant recent slowdown of scan gaps in log units (0 when within noise)."""
-        cr = f"{carrier}/{region}"
+        cr = self._cr(carrier, region)
         if cr not in self.slowness:
             return 0.0
         a = self.recent_alpha
@@ -463,7 +510,7 @@ class TransitModel:
 
     def slowness_factor(self, carrier: str, region: str) -> float:
         """Recent scan gaps over usual ones (1.0 = normal, 1.8 = 80 % slower)."""
-        return math.exp(self.slowness.get(f"{carrier}/{region}", 0.0))
+        return math.exp(self.slowness.get(self._cr(carrier, region), 0.0))
 
     # ------------------------------------------------------------------ prediction
     @staticmethod

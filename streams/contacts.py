@@ -17,6 +17,9 @@ from streams.topics import Store
 
 #: Contacts remembered for resolution times and for the reason of a later survey (LRU bound).
 MAX_KNOWN_CONTACTS = 500_000
+#: A contact is forgotten this long (event time, on the watermark) after its last open or
+#: resolution: a later resolution is not timed, a later survey does not get its reason.
+KNOWN_CONTACT_HORIZON_S = 7 * 86400.0
 NPS_VALUES = {"promoter": 100.0, "passive": 0.0, "detractor": -100.0}
 
 
@@ -26,6 +29,7 @@ class KnownContact(NamedTuple):
     opened_ts: float | None
     channel: str  # label value
     reason: str | None  # as sent, for the detractor follow-up
+    last_ts: float  # its last open or resolution: it expires KNOWN_CONTACT_HORIZON_S after
 
 
 def nps_category(score: int) -> str:
@@ -62,6 +66,7 @@ class ContactsHandler(StreamHandler):
         ):
             gauge.set_function(mean_reader(rolling, self.event_clock))
         # The one map of contacts: resolution time, and the reason a later survey refers to.
+        # Ordered by last open or resolution, so expiry stops at the first live one.
         self.contacts: OrderedDict[str, KnownContact] = OrderedDict()
         self._opened_by = Children(m.contacts_opened)
         self._complaints = Children(m.complaints)
@@ -98,7 +103,7 @@ class ContactsHandler(StreamHandler):
             out.signal(CustomerSignal("complaint", event.customer_id, event.ts, event.contact_id or "", detail))
         assert event.contact_id is not None  # required by the schema
         contacts = self.contacts
-        contacts[event.contact_id] = KnownContact(event.ts, channel, event.reason)
+        contacts[event.contact_id] = KnownContact(event.ts, channel, event.reason, event.ts)
         contacts.move_to_end(event.contact_id)
         while len(contacts) > MAX_KNOWN_CONTACTS:
             contacts.popitem(last=False)
@@ -109,11 +114,14 @@ class ContactsHandler(StreamHandler):
         if not late:
             self.fcr.add(event.ts, 1.0 if fcr else 0.0)
             self.monitor.observe("fcr", {}, event.ts, 1.0 if fcr else 0.0, "mean")
-        known = self.contacts.get(event.contact_id or "")
+        contact_id = event.contact_id or ""
+        known = self.contacts.get(contact_id)
         if known is not None and known.opened_ts is not None:
             self._resolution_time.get_child(known.channel).observe(max(0.0, event.ts - known.opened_ts))
-            # Kept for a later survey's reason; a second resolution is not timed again.
-            self.contacts[event.contact_id or ""] = known._replace(opened_ts=None)
+            # Kept for a later survey's reason (its horizon starts again); a second resolution
+            # is not timed again.
+            self.contacts[contact_id] = known._replace(opened_ts=None, last_ts=max(known.last_ts, event.ts))
+            self.contacts.move_to_end(contact_id)
 
     def _survey(self, event: ContactEvent, late: bool) -> None:
         m = self.metrics
@@ -137,3 +145,17 @@ class ContactsHandler(StreamHandler):
     def on_clock(self, now: float, out: Outputs) -> None:
         self.monitor.advance(now, out)
         self.repeats.advance(now)
+        self._expire_contacts(now - KNOWN_CONTACT_HORIZON_S)
+
+    def _expire_contacts(self, horizon: float) -> None:
+        """Forget contacts whose last open or resolution is older than ``horizon``.
+
+        Like sessions, the map is in arrival order: with events out of order across partitions
+        a contact can outlive the horizon by that disorder, and goes on a later call.
+        """
+        contacts = self.contacts
+        while contacts:
+            contact_id, known = next(iter(contacts.items()))
+            if known.last_ts >= horizon:
+                return
+            del contacts[contact_id]

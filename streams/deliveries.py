@@ -26,11 +26,13 @@ class DeliveriesHandler(StreamHandler):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         # Order state lives in the "orders" store (a changelogged Faust table in the worker),
-        # so a restarted worker resumes every order where it was.
+        # so a restarted worker resumes every order where it was. The transit model keeps
+        # lanes for as many carriers and regions as the metric labels do.
         settings = ctx.settings
+        limit = settings.max_label_values
         self.delays = DeliveryDelayMonitor(
             ctx.store(Store.ORDERS),
-            TransitModel(regression=settings.transit_regression),
+            TransitModel(regression=settings.transit_regression, max_carriers=limit, max_regions=limit),
             margin_s=settings.delay_margin_seconds,
             min_confidence=settings.delay_min_confidence,
         )

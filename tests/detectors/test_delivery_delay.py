@@ -221,3 +221,12 @@ def test_order_ahead_of_the_watermark_is_judged_at_its_due_times() -> None:
     in_step, lagging = outcomes
     assert [type(f).__name__ for f in lagging] == ["DelayPredicted"]
     assert lagging == in_step and lagging[0].lead_time_s > 0
+
+
+def test_delivered_orders_leave_no_lane_behind() -> None:
+    mon = DeliveryDelayMonitor()
+    for i in range(500):  # a new carrier-region pair per order
+        carrier, region = f"c{i}", f"r{i}"
+        mon.process(DeliveryEvent(f"s{i}", i * 60.0, "shipped", f"o{i}", "x", carrier, region, promised_by=9e5))
+        mon.process(DeliveryEvent(f"d{i}", i * 60.0 + 1e4, "delivered", f"o{i}", "x", carrier, region))
+    assert len(mon.store) == 0 and len(mon._index) == 0 and mon._by_cr == {}

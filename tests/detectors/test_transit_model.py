@@ -60,3 +60,28 @@ def test_unknown_carrier_region_falls_back_or_abstains() -> None:
     assert m.predict_delivery(order, 5 * H).predicted_ts is None
     _train(m, 100)
     assert m.predict_delivery(order, 5 * H).predicted_ts is not None
+
+
+def test_lanes_are_bounded_whatever_the_carriers_and_regions() -> None:
+    m = TransitModel(max_carriers=3, max_regions=2, regression_warmup=10)
+    for i in range(2000):  # free-text carriers and regions, every order a new pair
+        carrier, region, t = f"carrier-{i}", f"region-{i % 977}", i * 600.0
+        m.observe_scan(carrier, region, "created", t - H, t, 0)
+        m.observe_scan(carrier, region, "shipped", t, t + 10 * H, 1)
+        m.mark_silent(carrier, region, f"o{i}", t)
+        m.observe_delivery(carrier, region, [("shipped", t), ("out_for_delivery", t + 30 * H)], t + 32 * H)
+    lanes = {k for k in m.transit if "/" in k}
+    assert len(lanes) <= 4 * 3 and "other/other" in lanes
+    assert set(m.transit) - lanes <= {"carrier-0", "carrier-1", "carrier-2", "other", "*"}
+    whats = {key.split("/", 1)[0] for key in m.samples}
+    assert len(m.samples) <= len(whats) * (4 * 3 + 4 + 1)
+    assert len(m.silent) <= 4 * 3 and len(m.slowness) <= 4 * 3
+    # the regression's one-hot carriers are the bounded ones too
+    weights = m.regressor.model["LinearRegression"].weights if m.regressor else {}
+    carriers = {k.split("_", 1)[1] for k in weights if k.startswith("carrier_") and "weekday" not in k}
+    assert carriers <= {"carrier-0", "carrier-1", "carrier-2", "other"}
+    assert len([k for k in weights if k.startswith("carrier_weekday_")]) <= 4 * 7
+    # an unseen carrier past the bound is predicted from the pooled lane
+    order = {"carrier": "carrier-new", "region": "region-new", "shipped": 0.0, "last_ts": 0.0,
+             "last_status": "shipped", "n_scans": 1, "promised_by": 45 * H}
+    assert m.predict_delivery(order, now=1.0).predicted_ts is not None
