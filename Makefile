@@ -30,6 +30,9 @@ test: install system-deps ## Lint, type-check and run the whole test suite (real
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+soak: install system-deps ## Long broker-restart campaign: six outages of 20-60 s under live traffic (~20 min)
+	CXPULSE_SOAK=1 $(BIN)/python -m pytest -s -p no:cacheprovider tests/streams/test_broker_restart_kafka.py $(PYTEST_ARGS)
+
 lint: install ## ruff and mypy only
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check streams detectors schemas || true
@@ -54,4 +57,4 @@ clean: ## Remove local data (Kafka, Prometheus, worker state) and caches
 	-$(BIN)/cxpulse kafka stop
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install system-deps demo test lint bench nab kafka-start kafka-stop dashboards clean
+.PHONY: help install system-deps demo test soak lint bench nab kafka-start kafka-stop dashboards clean

@@ -11,11 +11,14 @@ changelog topics.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import faust
+from faust.exceptions import NotReady
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
@@ -32,7 +35,11 @@ from streams.settings import Settings, get_settings
 from streams.size_budget import SizeBudget
 from streams.topics import INPUT_TOPICS, Store, Topic, topic_names
 
+logger = logging.getLogger(__name__)
+
 LAG_INTERVAL_S = 5.0
+KAFKA_PROBE_INTERVAL_S = 5.0
+KAFKA_PROBE_TIMEOUT_S = 5.0
 
 
 def broker_credentials(settings: Settings) -> Any:
@@ -145,6 +152,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
 
     tables[Store.ORDERS].on_recover(reindex_orders)
     _register_lag_timer(pipeline)
+    _register_kafka_probe(pipeline)
     return pipeline
 
 
@@ -206,3 +214,31 @@ def _register_lag_timer(pipeline: Pipeline) -> None:
             metrics.assigned_partitions.labels(topic).set(count)
 
     pipeline.app.timer(LAG_INTERVAL_S, name="cxpulse.consumer_lag")(report_lag)
+
+
+async def kafka_reachable(app: faust.App, timeout: float = KAFKA_PROBE_TIMEOUT_S) -> bool:
+    """True when the worker's producer gets a metadata answer from any broker within ``timeout``.
+
+    aiokafka retries on its own while the cluster is away (the worker resumes by itself) and
+    only logs; this probe is what makes the outage visible on ``/metrics``. A refused connection
+    fails at once; a silent network is caught by ``timeout``.
+    """
+    try:
+        client = app.producer._ensure_producer().client  # type: ignore[attr-defined]
+        return bool(await asyncio.wait_for(client.force_metadata_update(), timeout))
+    except (TimeoutError, NotReady):  # NotReady: the producer has not started yet
+        return False
+    except Exception as exc:  # the probe must never take the worker down
+        logger.warning("Kafka probe failed: %r", exc)
+        return False
+
+
+def _register_kafka_probe(pipeline: Pipeline) -> None:
+    """``cxpulse_kafka_connected``: once at start-up, then every ``KAFKA_PROBE_INTERVAL_S``."""
+    connected = pipeline.metrics.kafka_connected
+
+    async def probe_kafka() -> None:
+        connected.set(1.0 if await kafka_reachable(pipeline.app) else 0.0)
+
+    pipeline.app.task(probe_kafka)
+    pipeline.app.timer(KAFKA_PROBE_INTERVAL_S, name="cxpulse.kafka_probe")(probe_kafka)

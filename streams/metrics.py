@@ -87,6 +87,11 @@ class Metrics:
         self.assigned_partitions = Gauge(
             "cxpulse_assigned_partitions", "Input partitions assigned to this worker.", ["topic"], registry=r
         )
+        self.kafka_connected = Gauge(
+            "cxpulse_kafka_connected",
+            "1 when this worker's last probe of the Kafka cluster (a metadata request) was answered, else 0.",
+            registry=r,
+        )
 
         # --- clickstream -----------------------------------------------------------------
         self.page_views = Counter("cxpulse_page_views", "Page views by route template.", ["page"], registry=r)

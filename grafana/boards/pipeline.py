@@ -112,7 +112,7 @@ def build() -> dashboard.Dashboard:
         annotations=[
             alert_annotation(
                 "Pipeline alerts",
-                "CxpulseWorkerDown|CxpulseWorkersAbsent|NoEventsArriving|ConsumerLagGrowing|DeadLetterRateHigh",
+                "CxpulseWorkerDown|CxpulseWorkersAbsent|KafkaUnreachable|NoEventsArriving|ConsumerLagGrowing|DeadLetterRateHigh",
                 "purple",
             )
         ],

@@ -24,6 +24,7 @@ ALERTS_WITHOUT_A_BOARD_TARGET = {
     "RageClickStorm",  # the boards chart rage clicks without a threshold
     "CxpulseWorkerDown",
     "CxpulseWorkersAbsent",
+    "KafkaUnreachable",  # a 0/1 probe per worker, not a level
     "NoEventsArriving",
     "CxpulseProcessingErrors",  # any processing_error at all: no level to draw
 }
