@@ -58,6 +58,23 @@ class Settings(BaseSettings):
     )
     source_id: str = Field("urn:cxpulse", description="CloudEvents `source` of everything this deployment emits.")
 
+    # --- Rebalances and restarts ---------------------------------------------------------
+    instance_id: str = Field(
+        "auto",
+        description=(
+            "Static group membership: a stable id per worker process, so a restarted worker takes its "
+            "partitions back without a rebalance. auto = host name + web port; empty = dynamic membership."
+        ),
+    )
+    broker_session_timeout_seconds: float = Field(
+        15.0,
+        ge=6.0,
+        description=(
+            "A worker silent this long leaves the consumer group and its partitions move; also how long "
+            "a stopped static member's partitions wait for it. Heartbeats go every fifth of it (at most 3 s)."
+        ),
+    )
+
     # --- Input limits and event time -------------------------------------------------------
     max_message_bytes: int = Field(1_048_576, description="Larger input messages are dead-lettered.")
     max_batch_events: int = Field(1000, description="Batches with more events are dead-lettered.")
