@@ -35,6 +35,10 @@ lint: install ## ruff and mypy only
 	$(BIN)/ruff format --check streams detectors schemas || true
 	$(BIN)/mypy
 
+soak: install system-deps ## kill -9 a worker 10 times under live traffic, scale 1 -> 3 -> 1 (prints figures, ~15 min)
+	CXPULSE_SOAK_KILLS=$${CXPULSE_SOAK_KILLS:-10} $(BIN)/python -m pytest -s -p no:cacheprovider --timeout 2400 \
+		tests/streams/test_restart_kafka.py tests/streams/test_scale_out_kafka.py $(PYTEST_ARGS)
+
 bench: install system-deps ## Throughput benchmarks on the local broker (prints figures)
 	$(BIN)/python -m bench.run_all
 
@@ -54,4 +58,4 @@ clean: ## Remove local data (Kafka, Prometheus, worker state) and caches
 	-$(BIN)/cxpulse kafka stop
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install system-deps demo test lint bench nab kafka-start kafka-stop dashboards clean
+.PHONY: help install system-deps demo test lint soak bench nab kafka-start kafka-stop dashboards clean
