@@ -30,8 +30,10 @@ test: install system-deps ## Lint, type-check and run the whole test suite (real
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-soak: install system-deps ## Long broker-restart campaign: six outages of 20-60 s under live traffic (~20 min)
-	CXPULSE_SOAK=1 $(BIN)/python -m pytest -s -p no:cacheprovider tests/streams/test_broker_restart_kafka.py $(PYTEST_ARGS)
+soak: install system-deps ## Long campaigns: six broker outages, kill -9 a worker 10 times, scale 1 -> 3 -> 1 (~35 min)
+	CXPULSE_SOAK=1 CXPULSE_SOAK_KILLS=$${CXPULSE_SOAK_KILLS:-10} $(BIN)/python -m pytest -s -p no:cacheprovider \
+		--timeout 2400 tests/streams/test_broker_restart_kafka.py tests/streams/test_restart_kafka.py \
+		tests/streams/test_scale_out_kafka.py $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy only
 	$(BIN)/ruff check .

@@ -81,9 +81,14 @@ class RepeatContactRule:
         self.store: MutableMapping[str, list[list[Any]]] = store if store is not None else {}
         self._index = DueIndex()
         self.clock = float("-inf")
+        self.rebuild_index()
+
+    def rebuild_index(self) -> None:
+        """Re-index the store's customers by expiry (after the store was restored or changed hands)."""
+        self._index.clear()
         for cid, items in self.store.items():
             if items:
-                self._index.schedule(cid, float(items[-1][0]) + window_s)
+                self._index.schedule(cid, float(items[-1][0]) + self.window_s)
 
     def process(self, event: ContactEvent) -> RepeatContact | None:
         """Apply a contact event (only ``contact_opened`` counts), in the customer's own time.
@@ -106,6 +111,13 @@ class RepeatContactRule:
         hit = [it for it in items if it[0] <= event.ts][-self.threshold:]
         return RepeatContact(event.customer_id, tuple(str(it[1]) for it in hit),
                              tuple(it[2] for it in hit), tuple(it[3] for it in hit), event.ts)
+
+    def reason_of(self, customer_id: str, contact_id: str | None) -> str | None:
+        """The reason of one of the customer's contacts still in the window (None if unknown)."""
+        for it in self.store.get(customer_id) or ():
+            if it[1] == contact_id:
+                return it[2]
+        return None
 
     def advance(self, now: float) -> None:
         """Drop customers whose newest contact left the window by ``now``: the watermark of

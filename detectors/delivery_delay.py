@@ -312,7 +312,8 @@ class DeliveryDelayMonitor:
         """
         self.clock = max(self.clock, now)
         out: list[Finding] = []
-        for order_id, due in self._index.pop_due(self.clock):
+        # Up to ``now``, not the clock: after a rebalance a caller may hold back (see Watermark.safe).
+        for order_id, due in self._index.pop_due(now):
             out.extend(self._check_due(order_id, due))
         return out
 

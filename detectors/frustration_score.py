@@ -6,7 +6,8 @@ Weights (:data:`DEFAULT_WEIGHTS`): rage_click 3, error_click 2, dead_click 1, fa
 weigh 0. Half-life 6 h, threshold 8. Crossing the threshold upwards starts an *episode* and emits
 one :class:`FrustrationCrossed` (``cx.notification.frustration_outreach`` candidate, id from
 customer + episode start); the episode ends when the score decays below ``reset_ratio *
-threshold``. Customers whose score decayed below ``epsilon`` are dropped (ordered expiry).
+threshold``. Customers whose score decayed below ``epsilon`` are dropped (ordered expiry). A signal
+delivered again (same kind, time and source, among the customer's last :data:`MAX_SIGNALS`) counts once.
 """
 
 from __future__ import annotations
@@ -102,6 +103,11 @@ class FrustrationScore:
         self.epsilon = epsilon
         self.store: MutableMapping[str, dict[str, Any]] = store if store is not None else {}
         self._index = DueIndex()
+        self.rebuild_index()
+
+    def rebuild_index(self) -> None:
+        """Re-index the store's customers by drop time (after the store was restored or changed hands)."""
+        self._index.clear()
         for cid, st in self.store.items():
             self._index.schedule(cid, self._drop_at(st))
 
@@ -127,6 +133,8 @@ class FrustrationScore:
         w = self.weights.get(signal.kind, 0.0)
         st = dict(self.store.get(signal.customer_id) or
                   {"score": 0.0, "ts": signal.ts, "episode": None, "signals": []})
+        if w > 0 and [signal.kind, signal.ts, signal.source_id] in st["signals"]:
+            return None  # delivered again (at-least-once, after a restart): already counted
         if signal.ts >= st["ts"]:
             st["score"] = float(st["score"]) * self._decay(signal.ts - st["ts"]) + w
             st["ts"] = signal.ts

@@ -28,11 +28,16 @@ from streams.contacts import ContactsHandler
 from streams.customers import CustomersHandler
 from streams.deadletters import Source
 from streams.deliveries import DeliveriesHandler
+from streams.event_time import Watermark
+from streams.faust_patches import apply as patch_faust
+from streams.faust_patches import committed_offset
 from streams.metrics import Metrics
 from streams.pipeline import Context, Outputs, Record
+from streams.rebalance import Ownership, group_instance_id, heartbeat_interval, recover_callbacks
 from streams.sender import OutputSender
 from streams.settings import Settings, get_settings
 from streams.size_budget import SizeBudget
+from streams.tables import Table
 from streams.topics import INPUT_TOPICS, Store, Topic, topic_names
 
 logger = logging.getLogger(__name__)
@@ -110,6 +115,7 @@ def _expose_metrics(app: faust.App, metrics: Metrics) -> None:
 
 def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> Pipeline:
     settings = settings or get_settings()
+    patch_faust()
     metrics = metrics or Metrics()
     datadir = settings.data_dir / "worker" / settings.app_id
     datadir.mkdir(parents=True, exist_ok=True)
@@ -132,6 +138,14 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         producer_max_request_size=budget.output_record_bytes,
         consumer_max_fetch_size=budget.output_record_bytes,
         consumer_auto_offset_reset="earliest",
+        # Rebalances and restarts: see streams/rebalance.py and the README.
+        Table=Table,
+        consumer_group_instance_id=group_instance_id(settings.instance_id, settings.web_port),
+        broker_session_timeout=settings.broker_session_timeout_seconds,
+        broker_heartbeat_interval=heartbeat_interval(settings.broker_session_timeout_seconds),
+        # No standby copies: the memory store re-reads whole changelogs on every assignment anyway,
+        # and standby keys would show in the tables the detectors iterate (and expire).
+        table_standby_replicas=0,
     )
     _expose_metrics(app, metrics)
     pipeline = Pipeline(app, settings, metrics)
@@ -142,15 +156,10 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     # Durable per-key state, co-partitioned with the topic whose key it shares.
     tables = {store: app.Table(store.value, default=None, partitions=settings.partitions) for store in Store}
     ctx = Context.create(settings, metrics, stores=tables)
-    deliveries = DeliveriesHandler(ctx)
-    for handler in (ClickstreamHandler(ctx), ContactsHandler(ctx), deliveries, CustomersHandler(ctx)):
+    for handler in (ClickstreamHandler(ctx), ContactsHandler(ctx), DeliveriesHandler(ctx), CustomersHandler(ctx)):
         pipeline.handlers[handler.source] = handler
         _register_agent(pipeline, handler)
-
-    async def reindex_orders() -> None:
-        deliveries.recovered()
-
-    tables[Store.ORDERS].on_recover(reindex_orders)
+    _register_rebalance_hooks(pipeline, tables)
     _register_lag_timer(pipeline)
     _register_kafka_probe(pipeline)
     return pipeline
@@ -158,10 +167,18 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
 
 class Handler(Protocol):
     source: Topic
+    event_clock: Watermark
+
+    @property
+    def stores(self) -> tuple[Store, ...]:
+        """The tables its detectors index."""
 
     def handle(
         self, raw: bytes, key: bytes | None = ..., partition: int | None = ..., offset: int | None = ...
     ) -> Outputs: ...
+
+    def recovered(self) -> None:
+        """Rebuild the detectors' indexes from the tables (after every recovery)."""
 
 
 def _register_agent(pipeline: Pipeline, handler: Handler) -> None:
@@ -192,6 +209,26 @@ def _register_agent(pipeline: Pipeline, handler: Handler) -> None:
     pipeline.app.agent(topic, name=f"cxpulse.{handler.source.value}")(process)
 
 
+def _register_rebalance_hooks(pipeline: Pipeline, tables: dict[Store, Any]) -> None:
+    """Given-away partitions leave the worker; indexes are rebuilt once the tables are recovered."""
+    handlers = list(pipeline.handlers.values())
+    clocks = {pipeline.topics[h.source].get_topic_name(): h.event_clock for h in handlers}
+    ownership = Ownership(clocks, pipeline.positions, pipeline.metrics)
+
+    async def on_assigned(app: Any, assigned: set[Any], **kwargs: Any) -> None:
+        ownership.assigned(assigned)
+
+    # mode types receivers as taking a keyword ``signal``; Faust sends (app, assigned).
+    pipeline.app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+    for store, hooks in recover_callbacks(handlers).items():
+
+        async def rebuild(hooks: list[Any] = hooks) -> None:
+            for hook in hooks:
+                hook()
+
+        tables[store].on_recover(rebuild)
+
+
 def _register_lag_timer(pipeline: Pipeline) -> None:
     metrics = pipeline.metrics
 
@@ -208,7 +245,8 @@ def _register_lag_timer(pipeline: Pipeline) -> None:
             position = pipeline.positions.get(tp)
             if highwater is None or highwater < 0:
                 continue
-            done = position + 1 if position is not None else 0
+            # Nothing processed since the assignment: it resumes from the committed offset.
+            done = position + 1 if position is not None else committed_offset(consumer, tp) or 0
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
         for topic, count in counts.items():
             metrics.assigned_partitions.labels(topic).set(count)

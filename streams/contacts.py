@@ -41,6 +41,7 @@ def nps_category(score: int) -> str:
 
 class ContactsHandler(StreamHandler):
     stream = Stream.CONTACTS
+    stores = (Store.CONTACTS,)
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -86,7 +87,9 @@ class ContactsHandler(StreamHandler):
         else:
             self._survey(event, late)
         known = self.contacts.get(event.contact_id) if event.contact_id is not None else None
-        detractor = self.detractors.process(event, known.reason if known is not None else None)
+        # The map is in memory: after a restart or a rebalance the durable contact history knows.
+        reason = known.reason if known is not None else self.repeats.reason_of(event.customer_id, event.contact_id)
+        detractor = self.detractors.process(event, reason)
         if detractor is not None:
             out.signal(detractor.to_signal())
 
@@ -144,7 +147,7 @@ class ContactsHandler(StreamHandler):
 
     def on_clock(self, now: float, out: Outputs) -> None:
         self.monitor.advance(now, out)
-        self.repeats.advance(now)
+        self.repeats.advance(self.event_clock.safe)  # see DeliveriesHandler.on_clock
         self._expire_contacts(now - KNOWN_CONTACT_HORIZON_S)
 
     def _expire_contacts(self, horizon: float) -> None:
@@ -159,3 +162,6 @@ class ContactsHandler(StreamHandler):
             if known.last_ts >= horizon:
                 return
             del contacts[contact_id]
+
+    def recovered(self) -> None:
+        self.repeats.rebuild_index()

@@ -32,6 +32,7 @@ class CustomersHandler:
     """Handles one ``cx.signals`` message: a JSON array of one customer's signals."""
 
     source = Topic.SIGNALS
+    stores = (Store.FRUSTRATION, Store.POLICY)
 
     def __init__(self, ctx: Context) -> None:
         s = ctx.settings
@@ -96,9 +97,14 @@ class CustomersHandler:
         for candidate, reason in suppressed:
             m.notifications_suppressed.labels(NOTIFICATION_SHORT_TYPES[candidate.type], reason).inc()
 
+    def recovered(self) -> None:
+        """The tables were recovered after a rebalance: re-index the scores, expire soon."""
+        self.scores.rebuild_index()
+        self._next_expiry = float("-inf")  # the policy has no index: its next scan runs at once
+
     def _expire(self) -> None:
         # The policy's expiry scans its store: once per event-time hour is plenty.
         now = self.event_clock.advance()
         if now != float("-inf") and now >= self._next_expiry:
             self._next_expiry = now + 3600.0
-            self.policy.expire(now)
+            self.policy.expire(self.event_clock.safe)  # see DeliveriesHandler.on_clock

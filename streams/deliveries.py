@@ -22,6 +22,7 @@ from streams.topics import Store
 
 class DeliveriesHandler(StreamHandler):
     stream = Stream.DELIVERIES
+    stores = (Store.ORDERS,)
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -91,8 +92,9 @@ class DeliveriesHandler(StreamHandler):
 
     def on_clock(self, now: float, out: Outputs) -> None:
         # Silent orders become due as event time passes: the monitor's index makes this free
-        # when nothing is due.
-        for finding in self.delays.advance(now):
+        # when nothing is due. Only up to the time every partition has reached: an order of a
+        # partition handed over by a rebalance, still behind, must not look silent.
+        for finding in self.delays.advance(self.event_clock.safe):
             self._on_finding(finding, False, out)
         self.monitor.advance(now, out)
 

@@ -59,6 +59,17 @@ class Watermark:
     400.0
     >>> mark.observe(900.0, partition=0)  # late for partition 0
     True
+
+    ``safe`` is the event time every live partition has reached. It equals ``now`` unless a
+    partition is behind the clock: one handed to this worker by a rebalance (:meth:`hold`), which
+    the clock cannot wait for since it never runs backwards. Work judged against every partition's
+    data (due checks of orders, expiry of customers) should wait for ``safe``.
+
+    >>> mark.forget(1); mark.hold(1)  # partition 1 comes back, behind: nothing is safe until it reports
+    >>> mark.advance(), mark.safe
+    (400.0, -inf)
+    >>> _ = mark.observe(390.0, partition=1); mark.advance(), mark.safe
+    (400.0, 390.0)
     """
 
     def __init__(
@@ -79,6 +90,7 @@ class Watermark:
         self._clocks: dict[int | None, EventClock] = {}
         self._seen: dict[int | None, float] = {}
         self.now = float("-inf")
+        self.safe = float("-inf")
 
     def assign(self, partitions: Iterable[int | None]) -> None:
         """Partitions now owned hold the watermark back from the start, before their first event,
@@ -98,28 +110,37 @@ class Watermark:
         return clock.observe(ts)
 
     def advance(self) -> float:
-        """Recompute ``now`` from the live partitions (call once per message)."""
+        """Recompute ``now`` and ``safe`` from the live partitions (call once per message)."""
         if len(self._clocks) == 1:
             (clock,) = self._clocks.values()
-            self.now = clock.now
-            return self.now
-        horizon = self._wall() - self.idle_s
-        backlog = self.backlog
-        live = [
-            c.now
-            for p, c in self._clocks.items()
-            if self._seen[p] >= horizon or (backlog is not None and backlog(p))
-        ]
-        candidate = min(live) if live else max(c.now for c in self._clocks.values())
+            candidate = clock.now
+        else:
+            horizon = self._wall() - self.idle_s
+            backlog = self.backlog
+            live = [
+                c.now
+                for p, c in self._clocks.items()
+                if self._seen[p] >= horizon or (backlog is not None and backlog(p))
+            ]
+            candidate = min(live) if live else max((c.now for c in self._clocks.values()), default=self.now)
         # The stream's clock never runs backwards (a partition newly assigned may start behind).
         if candidate > self.now:
             self.now = candidate
+        self.safe = min(candidate, self.now)
         return self.now
 
     def forget(self, partition: int | None) -> None:
         """A partition was revoked: it no longer holds the watermark back."""
         self._clocks.pop(partition, None)
         self._seen.pop(partition, None)
+
+    def hold(self, partition: int | None) -> None:
+        """A partition was assigned while the clock runs: ``safe`` waits for its first event (or
+        for it to be idle ``idle_s``), since its data may be behind the clock."""
+        if math.isfinite(self.now) and partition not in self._clocks:
+            self._clocks[partition] = EventClock(self.grace_s)
+            self._seen[partition] = self._wall()
+            self.safe = float("-inf")
 
 
 @dataclass(slots=True)

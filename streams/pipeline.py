@@ -122,6 +122,8 @@ class StreamHandler:
     """Base of the per-stream handlers; subclasses implement :meth:`on_event`."""
 
     stream: Stream
+    #: The stores whose keys this handler's detectors index (rebuilt by :meth:`recovered`).
+    stores: tuple[Store, ...] = ()
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -233,3 +235,6 @@ class StreamHandler:
 
     def on_clock(self, now: float, out: Outputs) -> None:
         """Called once per message after its events, with the stream's event-time clock."""
+
+    def recovered(self) -> None:
+        """The worker's tables were recovered after a rebalance: re-index what is now ours."""

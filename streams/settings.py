@@ -68,6 +68,23 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- Rebalances and restarts ---------------------------------------------------------
+    instance_id: str = Field(
+        "auto",
+        description=(
+            "Static group membership: a stable id per worker process, so a restarted worker takes its "
+            "partitions back without a rebalance. auto = host name + web port; empty = dynamic membership."
+        ),
+    )
+    broker_session_timeout_seconds: float = Field(
+        15.0,
+        ge=6.0,
+        description=(
+            "A worker silent this long leaves the consumer group and its partitions move; also how long "
+            "a stopped static member's partitions wait for it. Heartbeats go every fifth of it (at most 3 s)."
+        ),
+    )
+
     # --- Input limits and event time -------------------------------------------------------
     max_message_bytes: int = Field(
         1_048_576,

@@ -14,14 +14,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import orjson
 import requests
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
@@ -120,6 +123,24 @@ class WorkerProcess:
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
+    def kill(self) -> None:
+        """``kill -9`` the worker: no shutdown, no commit, no flush."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def seconds_to_resume(self, since: float, timeout: float = WORKER_READY_TIMEOUT_S) -> float:
+        """Seconds from ``since`` (``time.monotonic()``) until this process has processed an input
+        message (its ``cxpulse_messages_total`` starts at 0)."""
+
+        def processed(samples: dict) -> bool:
+            return any(
+                name == "cxpulse_messages_total" and value > 0 for (name, _), value in samples.items()
+            )  # fmt: skip
+
+        self.wait_for(processed, timeout=timeout, what="the restarted worker to process messages")
+        return time.monotonic() - since
+
     def stop(self, timeout: float = 30.0) -> None:
         if self.process.poll() is not None:
             return
@@ -131,23 +152,58 @@ class WorkerProcess:
             self.process.wait(10)
 
 
-def wait_signals_drained(workers: Iterable[WorkerProcess], timeout: float = 300.0) -> list[dict]:
-    """After the input is processed, wait until each worker's customers agent has consumed the
-    candidates on ``cx.signals``: a consumer-lag report taken after the last ones were produced
-    says 0 on every partition. Returns each worker's last scrape."""
+def lag_report(samples: dict, topic: str, partition: int) -> float | None:
+    """A worker's ``cxpulse_consumer_lag_messages`` for one partition; None when it does not report
+    it (a worker reports only the partitions it owns)."""
+    labels = frozenset({"topic": topic, "partition": str(partition)}.items())
+    return samples.get(("cxpulse_consumer_lag_messages", labels))
+
+
+def fleet_lag(workers: list[WorkerProcess], scrapes: list[dict], topic_setting: str) -> dict[tuple[str, int], list]:
+    """(consumer group, partition) -> the lag reported by each worker of that group that reports it."""
+    reports: dict[tuple[str, int], list] = {}
+    for worker, samples in zip(workers, scrapes, strict=True):
+        s = worker.settings
+        topic = getattr(s, topic_setting)
+        for p in range(s.partitions):
+            reports.setdefault((s.app_id, p), [])
+            lag = lag_report(samples, topic, p)
+            if lag is not None:
+                reports[s.app_id, p].append(lag)
+    return reports
+
+
+def wait_drained(
+    workers: Iterable[WorkerProcess], topic_setting: str = "topic_signals", timeout: float = 300.0
+) -> list[dict]:
+    """Wait until each consumer group among ``workers`` has processed everything on one topic: every
+    partition is reported by exactly one worker (its owner), with a lag of 0, in a lag report taken
+    after this call started. Returns each worker's last scrape."""
     workers = list(workers)
     time.sleep(LAG_INTERVAL_S + 1.0)
-    return [
-        worker.wait_for(
-            lambda m, s=worker.settings: all(
-                sample(m, "cxpulse_consumer_lag_messages", topic=s.topic_signals, partition=str(p)) == 0
-                for p in range(s.partitions)
-            ),
-            timeout=timeout,
-            what="cx.signals drained",
-        )
-        for worker in workers
-    ]
+    deadline = time.monotonic() + timeout
+    reports: dict = {}
+    while True:
+        for worker in workers:
+            if worker.process.poll() is not None:
+                raise AssertionError(f"worker exited ({worker.process.returncode}); log:\n{worker.log_tail()}")
+        try:
+            scrapes = [worker.scrape() for worker in workers]
+            reports = fleet_lag(workers, scrapes, topic_setting)
+            if all(lags == [0] for lags in reports.values()):
+                return scrapes
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {w.log_path.name}\n{w.log_tail(1500)}" for w in workers)
+            raise AssertionError(f"timed out waiting for {topic_setting} drained: {reports}\n{tails}")
+        time.sleep(0.5)
+
+
+def wait_signals_drained(workers: Iterable[WorkerProcess], timeout: float = 300.0) -> list[dict]:
+    """After the input is processed, wait until the customers agents have consumed the candidates
+    on ``cx.signals`` (:func:`wait_drained`). Returns each worker's last scrape."""
+    return wait_drained(workers, "topic_signals", timeout)
 
 
 def start_worker(
@@ -162,10 +218,11 @@ def start_worker(
     """Run ``cxpulse worker`` (or ``command``) as a real process and wait until it owns its
     partitions. ``settings`` are those the process runs with; ``env_settings`` (default the
     same) those its environment is given, when the command derives its own (``replay``);
-    ``module`` is the entry point (a test may plant a bug with its own, see faulty_worker.py)."""
+    ``module`` is the entry point (a test may plant a bug with its own, see faulty_worker.py).
+    A worker started again with the same settings appends to the same log."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"worker-{settings.web_port}.log"
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", module, *command, "--loglevel", loglevel],
             env=settings_env(env_settings or settings),
@@ -235,6 +292,116 @@ def produce(settings: Settings, records: Iterable[tuple[str, bytes | None, bytes
     refused = [d.error for d in deliveries if d.error is not None]
     assert not refused, f"{len(refused)} records were not acknowledged: {refused[0]}"
     return len(deliveries)
+
+
+class LiveTraffic(threading.Thread):
+    """Produces (topic, key, value) records at ``rate`` messages per second in the background, as
+    live traffic does, while a test adds, removes or kills workers."""
+
+    def __init__(self, settings: Settings, records: list[tuple[str, bytes | None, bytes]], rate: float) -> None:
+        super().__init__(daemon=True, name="live-traffic")
+        self.settings, self.records, self.rate = settings, records, rate
+        self.produced = 0
+        self.error: BaseException | None = None
+
+    @property
+    def seconds(self) -> float:
+        return len(self.records) / self.rate
+
+    def run(self) -> None:
+        try:
+            producer = Producer({"bootstrap.servers": self.settings.bootstrap_servers, "linger.ms": 5})
+            started = time.monotonic()
+            for i, (topic, key, value) in enumerate(self.records):
+                ahead = started + i / self.rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+                while True:
+                    try:
+                        producer.produce(topic, key=key, value=value)
+                        break
+                    except BufferError:
+                        producer.poll(0.1)
+                producer.poll(0)
+                self.produced += 1
+            assert producer.flush(60) == 0, "records were not acknowledged"
+        except BaseException as exc:  # reported by finish()
+            self.error = exc
+
+    def finish(self, timeout: float = 600.0) -> None:
+        """Wait until every record is produced and acknowledged."""
+        self.join(timeout)
+        assert not self.is_alive(), "live traffic did not finish"
+        if self.error is not None:
+            raise self.error
+
+
+def cloudevents_by_id(settings: Settings, topic: str, timeout: float = 60.0) -> dict[str, list[bytes]]:
+    """Every CloudEvent on ``topic``, by id: each copy as canonical JSON (sorted keys)."""
+    by_id: dict[str, list[bytes]] = defaultdict(list)
+    expected = sum(end_offsets(settings, topic))
+    for record in consume_all(settings, topic, expected=expected, timeout=timeout) if expected else []:
+        event = orjson.loads(record.value)
+        by_id[event["id"]].append(orjson.dumps(event, option=orjson.OPT_SORT_KEYS))
+    return dict(by_id)
+
+
+def cloudevent_type(event: bytes) -> str:
+    """The short type of a CloudEvent (``cx.notification.delivery_delayed`` -> ``delivery_delayed``)."""
+    return str(orjson.loads(event)["type"]).rsplit(".", 1)[-1]
+
+
+@dataclass
+class OutputDiff:
+    """One run's CloudEvents against a reference run's, by id (``cloudevents_by_id`` of each)."""
+
+    got: dict[str, list[bytes]]
+    want: dict[str, list[bytes]]
+
+    @property
+    def lost(self) -> set[str]:
+        return set(self.want) - set(self.got)
+
+    @property
+    def extra(self) -> set[str]:
+        return set(self.got) - set(self.want)
+
+    @property
+    def duplicates(self) -> int:
+        """Copies beyond the first (at-least-once delivery: same id, same bytes)."""
+        return sum(len(copies) - 1 for copies in self.got.values())
+
+    def resent_differently(self) -> list[str]:
+        """Ids sent more than once with different content."""
+        return [i for i, copies in self.got.items() if len(set(copies)) > 1]
+
+    def changed(self) -> list[str]:
+        """Ids in both runs whose content differs."""
+        return [i for i in set(self.got) & set(self.want) if self.got[i][0] != self.want[i][0]]
+
+    def of_types(self, ids: Iterable[str], types: set[str]) -> set[str]:
+        return {i for i in ids if cloudevent_type((self.want.get(i) or self.got[i])[0]) in types}
+
+    def assert_same(self, exact_types: set[str]) -> None:
+        """Notifications of ``exact_types`` exactly the reference's (none lost, extra or changed);
+        every copy sent again byte for byte the same; one delay notification per order and promise."""
+        assert self.want, "the reference run sent no notification: the traffic is too small"
+        differ = self.of_types(self.lost | self.extra | set(self.changed()), exact_types)
+        for i in sorted(differ)[:3]:
+            want, got = (self.want.get(i) or [b"-"])[0].decode(), (self.got.get(i) or [b"-"])[0].decode()
+            print(f"differs: {i}\n  want {want}\n  got  {got}")
+        assert not differ, f"{len(differ)} notifications lost, extra or changed"
+        assert not self.resent_differently()
+        sent = [orjson.loads(copies[0]) for copies in self.got.values()]
+        delays = Counter((e["subject"], e["data"]["promised_by"]) for e in sent if e["type"].endswith("_delayed"))
+        assert all(n == 1 for n in delays.values())
+
+    def summary(self, what: str = "notifications") -> str:
+        by_type = Counter(cloudevent_type(c[0]) for c in self.want.values())
+        lost = Counter(cloudevent_type(self.want[i][0]) for i in self.lost)
+        extra = Counter(cloudevent_type(self.got[i][0]) for i in self.extra)
+        return (f"{what}: {len(self.want)} expected {dict(by_type)}; lost {dict(lost)}, extra {dict(extra)}, "
+                f"{self.duplicates} duplicate copies, {len(self.changed())} changed")  # fmt: skip
 
 
 @dataclass

@@ -1,0 +1,146 @@
+"""Faust behaviour cxpulse corrects or builds on, pinned to the Faust version it was written for.
+
+**The patch: commit what was acked before forgetting revoked partitions.** faust-streaming 0.15.3's
+``Consumer.on_partitions_revoked`` drops its bookkeeping of the revoked partitions (acked
+offsets included) *before* it calls the app's revoke handler, whose job is to wait for the agents
+and commit what they acked. aiokafka rebalances eagerly: every partition a worker holds is revoked
+at every rebalance, so that commit found nothing to commit, and everything processed since the last
+periodic commit was processed again after each rebalance, by the same worker or by the new owner
+(measured: hundreds to thousands of messages per rebalance under load, since a periodic commit
+waits for the producer to drain and can take tens of seconds). :func:`on_partitions_revoked` does
+the same steps in the order that keeps them: the app's handler first (the partitions are still
+assigned, so the commit goes through), the bookkeeping cleanup after (so no later commit can carry a
+stale offset for a partition that now belongs to another worker). The app's handler commits only if
+no periodic commit is in flight (``Consumer.commit`` then just waits for it, and the in-flight
+commit predates the last acks), so the patch commits once more after it.
+
+**What :class:`streams.tables.Table` builds on**: how a ``faust.Table`` routes a changelog write
+(``on_key_set``/``on_key_del`` through ``partition_for_key``), checks that a changelog topic has
+as many partitions as its source topic, applies a changelog batch, and calls the recovery
+callbacks after a rebalance.
+
+:data:`PINNED` holds a SHA-256 of the source of every Faust function replaced or relied on here;
+``tests/streams/test_faust_patches.py`` fails when an upgrade changes any of them, and
+:func:`apply` leaves Faust alone (and says so in the log) rather than patch a function it does not
+know.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from faust.tables.base import Collection
+from faust.tables.table import Table as FaustTable
+from faust.transport.consumer import CONSUMER_PARTITIONS_REVOKED, Consumer
+from faust.utils.tracing import traced_from_parent_span
+from mode import Service
+
+log = logging.getLogger(__name__)
+
+FAUST_VERSION = "0.15.3"
+
+#: "module:qualname" -> SHA-256 of ``inspect.getsource`` of the function as Faust ships it.
+PINNED: dict[str, str] = {
+    "faust.transport.consumer:Consumer.on_partitions_revoked": (
+        "d04b7ae72c6fc206924a2879d6c90dd383f3e8ba6f4b10a19ca99a921eb8f4db"
+    ),
+    "faust.tables.base:Collection._verify_source_topic_partitions": (
+        "6814da56b0d83f930ebb2c921b05f5344d6122199e19c101c3a58e6320050ce9"
+    ),
+    "faust.tables.base:Collection.partition_for_key": (
+        "3b2291811b8dd791cdd0e690b2b09d966a4e961e2a2861182241195696393bed"
+    ),
+    "faust.tables.base:Collection.apply_changelog_batch": (
+        "b980a78d3ae9b1e87f2d3fb63e0dcd2671341a1e60ea5233859d6bdd699d3029"
+    ),
+    "faust.tables.base:Collection.on_recovery_completed": (
+        "b1526fb39ea0e77e783b26059d2951a93f701405534cb667316553742215e87a"
+    ),
+    "faust.tables.table:Table.on_key_set": (
+        "a370e35ca55c2c7e36e93f0d4b485927c32d49199043cab2314572846184dd94"
+    ),
+    "faust.tables.table:Table.on_key_del": (
+        "4f2900b2f9d24a080d5cbc9eaa1f5566f1d11e56916e79b02f079c52f4751053"
+    ),
+}
+
+_OWNERS: dict[str, type] = {
+    "faust.transport.consumer:Consumer": Consumer,
+    "faust.tables.base:Collection": Collection,
+    "faust.tables.table:Table": FaustTable,
+}
+_ORIGINAL_REVOKED = Consumer.on_partitions_revoked
+
+
+def pinned_function(name: str) -> Callable[..., Any]:
+    """The function Faust ships under ``name`` ("module:Class.method"), before any patch."""
+    if name == "faust.transport.consumer:Consumer.on_partitions_revoked":
+        return _ORIGINAL_REVOKED
+    owner, _, method = name.rpartition(".")
+    return getattr(_OWNERS[owner], method)
+
+
+def source_digest(function: Callable[..., Any]) -> str:
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+
+
+def drifted() -> list[str]:
+    """Names in :data:`PINNED` whose Faust source is not the one the patch was written against."""
+    return [name for name, digest in PINNED.items() if source_digest(pinned_function(name)) != digest]
+
+
+@Service.transitions_to(CONSUMER_PARTITIONS_REVOKED)
+async def on_partitions_revoked(self: Consumer, revoked: set[Any]) -> None:
+    """``Consumer.on_partitions_revoked`` of Faust 0.15.3 with its two steps in the safe order."""
+    span = self.app._start_span_from_rebalancing("on_partitions_revoked")
+    T = traced_from_parent_span(span)
+    with span:
+        if self._active_partitions is not None:
+            self._active_partitions.difference_update(revoked)
+        self._paused_partitions.difference_update(revoked)
+        try:
+            # Waits for the agents, then commits their acks: the revoked partitions are still ours.
+            await T(self._on_partitions_revoked, partitions=revoked)(revoked)
+            if not self.app.should_stop:
+                # That commit is skipped when a periodic one is in flight (Consumer.commit only waits
+                # for it), and the in-flight one predates the last acks: commit once it is done.
+                await self.maybe_wait_for_commit_to_finish()
+                await self.commit()
+        finally:
+            for tp in revoked:
+                self._gap.pop(tp, None)
+                self._acked.pop(tp, None)
+                self._acked_index.pop(tp, None)
+                self._read_offset.pop(tp, None)
+                self._committed_offset.pop(tp, None)
+
+
+def apply() -> bool:
+    """Patch Faust once; False (and a log line) when this Faust is not the one pinned."""
+    if Consumer.on_partitions_revoked is on_partitions_revoked:
+        return True
+    stale = drifted()
+    if faust.__version__ != FAUST_VERSION or stale:
+        log.error(
+            "faust %s is not the pinned %s (changed: %s): the revoke-commit patch is NOT applied, "
+            "so every rebalance re-processes what was acked since the last commit",
+            faust.__version__, FAUST_VERSION, ", ".join(stale) or "-",
+        )  # fmt: skip
+        return False
+    Consumer.on_partitions_revoked = on_partitions_revoked  # type: ignore[method-assign]
+    return True
+
+
+def committed_offset(consumer: Any, tp: Any) -> int | None:
+    """The next offset the group will read in ``tp``, as this worker's consumer knows it.
+
+    Faust keeps it (``_committed_offset``) after each commit and after the seek that follows an
+    assignment; there is no public accessor.
+    """
+    offsets = getattr(consumer, "_committed_offset", None)
+    return offsets.get(tp) if offsets is not None else None
