@@ -23,6 +23,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
+from streams.checkpoints import Checkpoints, save_before_commit
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler
 from streams.customers import CustomersHandler
@@ -38,7 +39,7 @@ from streams.sender import OutputSender
 from streams.settings import Settings, get_settings
 from streams.size_budget import SizeBudget
 from streams.tables import Table
-from streams.topics import INPUT_TOPICS, Store, Topic, topic_names
+from streams.topics import CHECKPOINTS_TABLE, INPUT_TOPICS, Store, Topic, topic_names
 
 logger = logging.getLogger(__name__)
 
@@ -155,11 +156,18 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         )
     # Durable per-key state, co-partitioned with the topic whose key it shares.
     tables = {store: app.Table(store.value, default=None, partitions=settings.partitions) for store in Store}
-    ctx = Context.create(settings, metrics, stores=tables)
+    # Per-partition state (partials, learned models): saved before every commit, restored after
+    # every recovery (streams/checkpoints.py). Values are the states' own bytes.
+    checkpoint_table = app.Table(
+        CHECKPOINTS_TABLE, default=None, partitions=settings.partitions, value_serializer="raw"
+    )
+    checkpoints = Checkpoints(checkpoint_table)
+    app.sensors.add(save_before_commit(checkpoints))
+    ctx = Context.create(settings, metrics, stores=tables, checkpoints=checkpoints)
     for handler in (ClickstreamHandler(ctx), ContactsHandler(ctx), DeliveriesHandler(ctx), CustomersHandler(ctx)):
         pipeline.handlers[handler.source] = handler
         _register_agent(pipeline, handler)
-    _register_rebalance_hooks(pipeline, tables)
+    _register_rebalance_hooks(pipeline, tables, checkpoint_table, checkpoints)
     _register_lag_timer(pipeline)
     _register_kafka_probe(pipeline)
     return pipeline
@@ -209,14 +217,17 @@ def _register_agent(pipeline: Pipeline, handler: Handler) -> None:
     pipeline.app.agent(topic, name=f"cxpulse.{handler.source.value}")(process)
 
 
-def _register_rebalance_hooks(pipeline: Pipeline, tables: dict[Store, Any]) -> None:
-    """Given-away partitions leave the worker; indexes are rebuilt once the tables are recovered."""
+def _register_rebalance_hooks(
+    pipeline: Pipeline, tables: dict[Store, Any], checkpoint_table: Any, checkpoints: Checkpoints
+) -> None:
+    """Given-away partitions leave the worker; indexes and checkpoints come back once tables are recovered."""
     handlers = list(pipeline.handlers.values())
     clocks = {pipeline.topics[h.source].get_topic_name(): h.event_clock for h in handlers}
     ownership = Ownership(clocks, pipeline.positions, pipeline.metrics)
 
     async def on_assigned(app: Any, assigned: set[Any], **kwargs: Any) -> None:
         ownership.assigned(assigned)
+        checkpoints.assigned(assigned)
 
     # mode types receivers as taking a keyword ``signal``; Faust sends (app, assigned).
     pipeline.app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
@@ -227,6 +238,11 @@ def _register_rebalance_hooks(pipeline: Pipeline, tables: dict[Store, Any]) -> N
                 hook()
 
         tables[store].on_recover(rebuild)
+
+    async def restore_checkpoints() -> None:
+        checkpoints.restore()
+
+    checkpoint_table.on_recover(restore_checkpoints)
 
 
 def _register_lag_timer(pipeline: Pipeline) -> None:

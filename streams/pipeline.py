@@ -21,6 +21,7 @@ import orjson
 
 from detectors.customer_signal import CustomerSignal
 from schemas import Event, Rejection, Stream, parse_message
+from streams.checkpoints import Checkpoints
 from streams.deadletters import DeadLetter, Headers, Source, dead_letter, element_payload, processing_error
 from streams.deadletters import deadletter_headers as deadletter_headers  # re-exported: customers.py
 from streams.dedup import Deduplicator
@@ -88,6 +89,8 @@ class Context:
     #: Durable state (Faust tables in the worker, dicts in tests): one per :class:`Store`.
     stores: Mapping[Store, MutableMapping[str, Any]]
     clock: Callable[[], float] = time.time  # wall clock, only for the event-delay histogram
+    #: Per-partition state saved before every commit (a dict-backed one in tests, benchmarks).
+    checkpoints: Checkpoints = field(default_factory=lambda: Checkpoints({}))
 
     def store(self, store: Store) -> MutableMapping[str, Any]:
         try:
@@ -97,7 +100,11 @@ class Context:
 
     @classmethod
     def create(
-        cls, settings: Settings, metrics: Metrics, stores: Mapping[Store, MutableMapping[str, Any]] | None = None
+        cls,
+        settings: Settings,
+        metrics: Metrics,
+        stores: Mapping[Store, MutableMapping[str, Any]] | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> Context:
         """A context; ``stores`` defaults to in-memory dicts (tests, benchmarks)."""
         if stores is None:
@@ -112,6 +119,7 @@ class Context:
             pages=RouteNormalizer(parse_route_patterns(settings.route_patterns), settings.max_pages),
             caps={name: LabelCap(limit) for name in ("reason", "channel", "carrier", "region")},
             stores=stores,
+            checkpoints=checkpoints or Checkpoints({}),
         )
 
     def label(self, dimension: str, value: str | None) -> str:

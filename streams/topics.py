@@ -47,6 +47,10 @@ class Store(StrEnum):
     POLICY = "policy"  # notification cooldowns and daily cap (cx.signals), keyed by customer id
 
 
+#: The table of per-partition checkpoints (streams/checkpoints.py), keyed "<state>/<partition>".
+CHECKPOINTS_TABLE = "checkpoints"
+
+
 def topic_names(settings: Settings) -> dict[Topic, str]:
     """Kafka name of every topic, from its ``CXPULSE_TOPIC_*`` setting."""
     return {
