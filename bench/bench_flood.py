@@ -204,7 +204,7 @@ class Worker:
     def state(self) -> dict[str, list[Any]]:
         """Every container of per-key state the handlers keep, by name (a list of its parts)."""
         stores = self.ctx.stores
-        delays = self.deliveries.delays
+        monitors = list(self.deliveries.monitors.values())
 
         def dedup(handler: StreamHandler) -> list[Any]:
             return [d._ids for d in handler._dedup.values()]
@@ -221,22 +221,25 @@ class Worker:
             "frustration due index": [self.customers.scores._index],
             "notification policy (store)": [stores[Store.POLICY]],
             "orders (store)": [stores[Store.ORDERS]],
-            "orders due index": [delays._index],
-            "open orders by lane": [delays._by_cr],
+            "orders due index": [d._index for d in monitors],
+            "open orders by lane": [d._by_cr for d in monitors],
             "deliveries dedup ids": dedup(self.deliveries),
         }
 
     def sizes(self) -> dict[str, int]:
         """Entries of every state container, and the transit model's lanes with statistics."""
         sizes = {name: sum(len(part) for part in parts) for name, parts in self.state().items()}
-        samples = self.deliveries.delays.model.samples
-        sizes["transit model lanes"] = len({key.split("/", 1)[1] for key in samples if key.count("/") == 2})
+        # one model per deliveries partition: lanes x partitions in all
+        sizes["transit model lanes"] = sum(
+            len({key.split("/", 1)[1] for key in d.model.samples if key.count("/") == 2})
+            for d in self.deliveries.monitors.values()
+        )
         return sizes
 
     def estimates(self) -> dict[str, int]:
         """``sys.getsizeof`` estimate of every state container (the transit model in full)."""
         bytes_ = {name: sum(estimate(part) for part in parts) for name, parts in self.state().items()}
-        bytes_["transit model lanes"] = deep_size(self.deliveries.delays.model)
+        bytes_["transit model lanes"] = sum(deep_size(d.model) for d in self.deliveries.monitors.values())
         return bytes_
 
 

@@ -31,7 +31,7 @@ store. Undelivered orders are forgotten ``horizon_s`` after their last event.
 from __future__ import annotations
 
 import math
-from collections.abc import MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,6 +205,12 @@ class DeliveryDelayMonitor:
         Undelivered orders are dropped this long after their last event (default 21 days).
     trust_eta : bool
         Rule 2 on/off (default True).
+    partition : int or None
+        Judge only the orders of this input partition (their state records it); None: all.
+        One monitor per partition, each with its own model, can share one store.
+    partition_of : callable or None
+        ``(order_id, state) -> partition`` for :meth:`rebuild_index`; default the state's own
+        ``partition`` field.
 
     Examples
     --------
@@ -232,6 +238,8 @@ class DeliveryDelayMonitor:
         min_recheck_s: float = 10 * 60.0,
         horizon_s: float = 21 * DAY,
         trust_eta: bool = True,
+        partition: int | None = None,
+        partition_of: Callable[[str, Mapping[str, Any]], int | None] | None = None,
     ) -> None:
         self.store: MutableMapping[str, dict[str, Any]] = store if store is not None else {}
         self.model = model if model is not None else TransitModel()
@@ -243,6 +251,13 @@ class DeliveryDelayMonitor:
         self.min_recheck_s = min_recheck_s
         self.horizon_s = horizon_s
         self.trust_eta = trust_eta
+        #: The input partition whose orders this monitor judges (None: every order of the store).
+        #: Several monitors may share one store, one per partition, each with its own model.
+        self.partition = partition
+        self._partition_of = partition_of or (lambda _order_id, st: st.get("partition"))
+        #: False while re-processing messages the model has already learnt (after a checkpoint
+        #: restore): the per-order logic runs, the model does not learn them twice.
+        self.learning = True
         self.clock = -math.inf
         self._index = DueIndex()
         self._by_cr: dict[str, set[str]] = {}  # carrier/region -> open order ids (in memory)
@@ -263,6 +278,8 @@ class DeliveryDelayMonitor:
         st = self.store.get(event.order_id)
         if st is None:
             st = self._new_state(event)
+            if self.partition is not None:
+                st["partition"] = self.partition
         elif event.event_id in st["events"]:
             return out
         else:
@@ -282,7 +299,7 @@ class DeliveryDelayMonitor:
                 legs[event.type] = event.ts
             st["legs"] = legs
         # a scan after the previous one completes a leg
-        if st["n_scans"] > 0 and event.ts >= st["last_ts"]:
+        if self.learning and st["n_scans"] > 0 and event.ts >= st["last_ts"]:
             self.model.observe_scan(st["carrier"], st["region"], st["last_status"],
                                     st["last_ts"], event.ts, st["n_scans"])
         # promise check as of this event's time, before delivery closes the order
@@ -347,6 +364,7 @@ class DeliveryDelayMonitor:
     def rebuild_index(self) -> None:
         """Rebuild the due-time index from the store (after recovery or a new assignment).
 
+        With a ``partition``, only the orders of that partition are indexed.
         The clock is left alone: the newest ``last_ts`` over the recovered orders is the newest
         event of *some* partition, and moving the clock there would judge the orders of every
         partition still behind it too early. The caller's watermark moves it.
@@ -354,6 +372,8 @@ class DeliveryDelayMonitor:
         self._index.clear()
         self._by_cr.clear()
         for order_id, st in self.store.items():
+            if self.partition is not None and self._partition_of(order_id, st) != self.partition:
+                continue  # another partition's order: judged by that partition's monitor
             self._index.schedule(order_id, float(st["due"]))
             self._by_cr.setdefault(f"{st['carrier']}/{st['region']}", set()).add(order_id)
 
@@ -462,7 +482,8 @@ class DeliveryDelayMonitor:
 
     def _deliver(self, st: dict[str, Any], e: DeliveryEvent) -> Delivered:
         shipped = st.get("shipped")
-        self.model.observe_delivery(st["carrier"], st["region"], st["snaps"], e.ts, shipped)
+        if self.learning:
+            self.model.observe_delivery(st["carrier"], st["region"], st["snaps"], e.ts, shipped)
         promise = st.get("promised_by")
         on_time = None if promise is None else e.ts <= promise
         notified = promise is not None and _promise_key(promise) in st["notified"]

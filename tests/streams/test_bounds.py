@@ -232,13 +232,15 @@ def test_state_empties_once_event_time_passes_every_horizon(flooded: tuple[Setti
     w.tick(22 * DAY + 3600)  # the policy store is swept once per event-time hour
     assert w.clickstream.frustration.active_sessions <= 1  # the tick's own session
     assert len(w.contacts.contacts) <= 2  # the ticks' own contacts
-    assert len(stores[Store.ORDERS]) == 0 and len(w.deliveries.delays._by_cr) == 0
+    assert len(stores[Store.ORDERS]) == 0 and all(not d._by_cr for d in w.deliveries.monitors.values())
     assert len(stores[Store.CONTACTS]) <= 1 and len(stores[Store.FRUSTRATION]) <= 1 and len(stores[Store.POLICY]) == 0
     for handler in (w.clickstream, w.contacts, w.deliveries):
         assert sum(len(d) for d in handler._dedup.values()) <= 2
-    # The transit model learns per lane, of which there are as many as label combinations.
+    # Each partition's transit model learns per lane, of which there are as many as label
+    # combinations: lanes x partitions in all.
     lanes = w.ctx.settings.max_label_values + 1
-    assert len(w.deliveries.delays.model.transit) <= lanes * lanes + lanes + 1
+    for delays in w.deliveries.monitors.values():
+        assert len(delays.model.transit) <= lanes * lanes + lanes + 1
 
 
 def test_a_known_contact_expires_a_week_after_its_last_open_or_resolution() -> None:
