@@ -15,7 +15,10 @@ Rules (every threshold is a constructor parameter):
 * **failed_login_streak**: ``login_failures`` failed ``login`` events (``success: false``) within
   ``login_window_s``, counted per customer when the event carries ``customer_id``, else per
   session. After a streak is reported its count restarts from zero (a fourth failure does not
-  report again; three more do); a successful login also resets it.
+  report again; three more do); a successful login also resets it. With
+  ``customer_logins=False`` logins that carry a ``customer_id`` are left to the caller: the worker
+  counts those streaks in the customers agent (:mod:`detectors.login_streak`), since one
+  customer's sessions sit on different clickstream partitions.
 
 Out-of-order events are processed in arrival order: a click older than the previous chained click
 neither extends nor breaks the rage chain, and does not replace the "latest click" for error
@@ -74,6 +77,8 @@ class FrustrationSignals:
         The failures of a streak fall within this span (inclusive).
     session_timeout_s : float, default 1800.0
         :meth:`expire` drops sessions idle (in event time) longer than this.
+    customer_logins : bool, default True
+        Count the streaks of logins that name a customer here (False: only anonymous ones).
     max_sessions : int, default 1_000_000
         Hard bound on tracked sessions; beyond it the least recently active one is dropped.
     rage_detector : RageClickDetector, optional
@@ -95,6 +100,7 @@ class FrustrationSignals:
     __slots__ = (
         "_sessions",
         "_streaks",
+        "customer_logins",
         "error_window_s",
         "login_failures",
         "login_window_s",
@@ -118,6 +124,7 @@ class FrustrationSignals:
         session_timeout_s: float = 1800.0,
         max_sessions: int = 1_000_000,
         rage_detector: RageClickDetector | None = None,
+        customer_logins: bool = True,
     ) -> None:
         self.rage = rage_detector or RageClickDetector(
             min_clicks=rage_min_clicks,
@@ -131,6 +138,7 @@ class FrustrationSignals:
         self.login_failures = login_failures
         self.login_window_s = login_window_s
         self.session_timeout_s = session_timeout_s
+        self.customer_logins = customer_logins
         self.max_sessions = max_sessions
         # Ordered by last arrival: the front holds the sessions idle the longest.
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
@@ -198,6 +206,8 @@ class FrustrationSignals:
         return []
 
     def _login(self, ev: ClickstreamEvent) -> list[Signal]:
+        if ev.customer_id is not None and not self.customer_logins:
+            return []  # the customer's owner counts it (detectors.login_streak)
         key = f"c:{ev.customer_id}" if ev.customer_id is not None else f"s:{ev.session_id}"
         streaks = self._streaks
         if ev.success is not False:

@@ -128,8 +128,11 @@ class FrustrationScore:
         return float(st["score"]) * self._decay(max(now - float(st["ts"]), 0.0))
 
     def observe(self, signal: CustomerSignal) -> FrustrationCrossed | None:
-        """Add a signal; return the crossing if this signal starts an episode."""
-        self.advance(signal.ts)
+        """Add a signal; return the crossing if this signal starts an episode.
+
+        Other customers are not expired here: the caller calls :meth:`advance` with its
+        partition-aware watermark (a signal's own time may be far ahead of other customers').
+        """
         w = self.weights.get(signal.kind, 0.0)
         st = dict(self.store.get(signal.customer_id) or
                   {"score": 0.0, "ts": signal.ts, "episode": None, "signals": []})

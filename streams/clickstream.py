@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from detectors.customer_signal import CustomerSignal
 from detectors.frustration import FrustrationSignals
+from detectors.login_streak import login_signal
 from detectors.signals import Signal
 from schemas import ClickstreamEvent, Stream
 from streams.alerts import series_monitor
@@ -30,6 +31,9 @@ def frustration_signals(ctx: Context) -> FrustrationSignals:
         login_failures=s.failed_login_threshold,
         login_window_s=s.failed_login_window_seconds,
         session_timeout_s=s.session_timeout_seconds,
+        # A customer's sessions sit on several partitions: their streak is counted by the
+        # customers agent from the login signals below (detectors/login_streak.py).
+        customer_logins=False,
     )
 
 
@@ -81,6 +85,9 @@ class ClickstreamHandler(StreamHandler):
                 self.monitor.observe(f'client_errors{{page="{page}"}}', {"page": page}, event.ts)
         elif kind == "login":
             (self._login_ok if event.success else self._login_failed).inc()
+            if event.customer_id is not None:
+                customer, session = event.customer_id, event.session_id
+                out.signal(login_signal(customer, event.ts, session, page, event.success, event.event_id))
         started = self.frustration.sessions_started
         found_signals = self.frustration.process(event)
         if self.frustration.sessions_started != started:

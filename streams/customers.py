@@ -13,6 +13,7 @@ import orjson
 
 from detectors.customer_signal import CustomerSignal, NotificationCandidate
 from detectors.frustration_score import FrustrationScore
+from detectors.login_streak import LOGIN, LoginStreaks
 from detectors.notification_policy import NotificationPolicy
 from schemas import Rejection
 from schemas import cloudevents as ce
@@ -32,7 +33,7 @@ class CustomersHandler:
     """Handles one ``cx.signals`` message: a JSON array of one customer's signals."""
 
     source = Topic.SIGNALS
-    stores = (Store.FRUSTRATION, Store.POLICY)
+    stores = (Store.FRUSTRATION, Store.POLICY, Store.LOGINS)
 
     def __init__(self, ctx: Context) -> None:
         s = ctx.settings
@@ -44,6 +45,11 @@ class CustomersHandler:
             half_life_s=s.frustration_half_life_seconds,
             threshold=s.frustration_threshold,
             store=ctx.store(Store.FRUSTRATION),
+        )
+        # Failed-login streaks per customer: the customer's sessions sit on several clickstream
+        # partitions, so only the customer's owner sees all of their logins.
+        self.logins = LoginStreaks(
+            s.failed_login_threshold, s.failed_login_window_seconds, store=ctx.store(Store.LOGINS)
         )
         self.policy = NotificationPolicy(
             cooldown_s=s.notification_cooldown_seconds,
@@ -74,6 +80,12 @@ class CustomersHandler:
         candidates: list[NotificationCandidate] = []
         for signal in signals:
             self.event_clock.observe(signal.ts, partition)
+            if signal.kind == LOGIN:
+                streak = self.logins.observe(signal)
+                if streak is None:
+                    continue
+                self.metrics.failed_login_streaks.inc()
+                signal = streak
             crossed = self.scores.observe(signal)
             if crossed is not None:
                 self.metrics.frustration_scores_over_threshold.inc()
@@ -100,11 +112,18 @@ class CustomersHandler:
     def recovered(self) -> None:
         """The tables were recovered after a rebalance: re-index the scores, expire soon."""
         self.scores.rebuild_index()
+        self.logins.rebuild_index()
         self._next_expiry = float("-inf")  # the policy has no index: its next scan runs at once
 
     def _expire(self) -> None:
-        # The policy's expiry scans its store: once per event-time hour is plenty.
         now = self.event_clock.advance()
+        # Scores and login streaks expire on the safe watermark of cx.signals, never on the time of
+        # the signal at hand: a signals partition (or stream) running ahead must not drop the state
+        # of customers whose signals are still behind it. Their indexes make this free when idle.
+        safe = self.event_clock.safe
+        self.scores.advance(safe)
+        self.logins.advance(safe)
+        # The policy's expiry scans its store: once per event-time hour is plenty.
         if now != float("-inf") and now >= self._next_expiry:
             self._next_expiry = now + 3600.0
             self.policy.expire(self.event_clock.safe)  # see DeliveriesHandler.on_clock

@@ -36,7 +36,7 @@ from streams.pipeline import Context
 from streams.rebalance import Ownership, group_instance_id, heartbeat_interval
 from streams.settings import Settings
 from streams.tables import Table
-from streams.topics import Store
+from streams.topics import CHECKPOINTS_TABLE, Store
 
 DAY = 86400.0
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
@@ -96,7 +96,7 @@ def test_worker_uses_static_membership_no_standbys_and_rebuilds_every_table(tmp_
     assert conf.broker_heartbeat_interval == 2.4 and conf.table_standby_replicas == 0
     assert conf.Table is Table
     tables = {table.name: table for table in pipeline.app.tables.values()}
-    assert set(tables) == {store.value for store in Store}
+    assert set(tables) == {store.value for store in Store} | {CHECKPOINTS_TABLE}
     assert all(isinstance(table, Table) and table._recover_callbacks for table in tables.values())
 
 
@@ -229,7 +229,7 @@ def test_indexes_are_rebuilt_from_what_the_store_holds_after_a_rebalance() -> No
 def test_the_handlers_rebuild_their_indexes_when_recovered() -> None:
     ctx = Context.create(Settings(), Metrics(CollectorRegistry()))
     contacts, customers = ContactsHandler(ctx), CustomersHandler(ctx)
-    assert contacts.stores == (Store.CONTACTS,) and customers.stores == (Store.FRUSTRATION, Store.POLICY)
+    assert contacts.stores == (Store.CONTACTS,) and customers.stores == (Store.FRUSTRATION, Store.POLICY, Store.LOGINS)
     ctx.store(Store.CONTACTS)["c-1"] = [[0.0, "k1", "billing", "chat"]]
     ctx.store(Store.FRUSTRATION)["c-1"] = {"score": 4.0, "ts": 0.0, "episode": None, "signals": []}
     contacts.recovered(), customers.recovered()
