@@ -127,12 +127,14 @@ class FrustrationScore:
             return 0.0
         return float(st["score"]) * self._decay(max(now - float(st["ts"]), 0.0))
 
-    def observe(self, signal: CustomerSignal) -> FrustrationCrossed | None:
+    def observe(self, signal: CustomerSignal, now: float | None = None) -> FrustrationCrossed | None:
         """Add a signal; return the crossing if this signal starts an episode.
 
-        Other customers are not expired here: the caller calls :meth:`advance` with its
-        partition-aware watermark (a signal's own time may be far ahead of other customers').
+        Other customers decayed below ``epsilon`` are forgotten first, up to the signal's time
+        or, when given, the caller's watermark ``now`` if earlier: a signal from a partition
+        running ahead must not drop the score of a customer whose signals are still behind.
         """
+        self.advance(signal.ts if now is None else min(now, signal.ts))
         w = self.weights.get(signal.kind, 0.0)
         st = dict(self.store.get(signal.customer_id) or
                   {"score": 0.0, "ts": signal.ts, "episode": None, "signals": []})

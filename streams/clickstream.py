@@ -72,7 +72,7 @@ class ClickstreamHandler(StreamHandler):
         if kind == "page_view":
             self._page_views.get_child(page).inc()
             if not late:
-                self._errors_window.add(event.ts, 0.0)
+                self._errors_window.add(event.ts, 0.0, now=self.event_clock.now)
                 self.monitor.observe("client_error_rate", {}, event.ts, 0.0, "mean")
         elif kind == "click":
             self._clicks.get_child(page).inc()
@@ -80,7 +80,7 @@ class ClickstreamHandler(StreamHandler):
             self._client_errors.get_child(page).inc()
             if not late:
                 # An error adds to the numerator only: page views stay the denominator.
-                self._errors_window.add(event.ts, 1.0, count=0.0)
+                self._errors_window.add(event.ts, 1.0, count=0.0, now=self.event_clock.now)
                 self.monitor.observe("client_error_rate", {}, event.ts, 1.0, "mean")
                 self.monitor.observe(f'client_errors{{page="{page}"}}', {"page": page}, event.ts)
         elif kind == "login":
@@ -109,7 +109,9 @@ class ClickstreamHandler(StreamHandler):
             out.signal(CustomerSignal(found.kind, found.customer_id, found.ts, found.session_id, {"page": page}))
 
     def on_clock(self, now: float, out: Outputs) -> None:
-        self.frustration.expire(now)
+        # On the safe watermark, not ``now``: after a rebalance ``now`` may be far ahead of a
+        # partition taken over, whose sessions would expire between two clicks of a burst.
+        self.frustration.expire(self.event_clock.safe)
         self.monitor.advance(now, out)
 
     def _error_ratio(self) -> float:

@@ -115,7 +115,7 @@ class ContactsHandler(StreamHandler):
         fcr = bool(event.first_contact_resolution)
         self._resolved_fcr[fcr].inc()
         if not late:
-            self.fcr.add(event.ts, 1.0 if fcr else 0.0)
+            self.fcr.add(event.ts, 1.0 if fcr else 0.0, now=self.event_clock.now)
             self.monitor.observe("fcr", {}, event.ts, 1.0 if fcr else 0.0, "mean")
         contact_id = event.contact_id or ""
         known = self.contacts.get(contact_id)
@@ -131,24 +131,26 @@ class ContactsHandler(StreamHandler):
         if event.csat is not None:
             m.csat.observe(event.csat)
             if not late:
-                self.csat.add(event.ts, event.csat)
+                self.csat.add(event.ts, event.csat, now=self.event_clock.now)
                 self.monitor.observe("csat", {}, event.ts, event.csat, "mean")
         if event.ces is not None:
             m.ces.observe(event.ces)
             if not late:
-                self.ces.add(event.ts, event.ces)
+                self.ces.add(event.ts, event.ces, now=self.event_clock.now)
         if event.nps is not None:
             category = nps_category(event.nps)
             self._nps_responses[category].inc()
             if not late:
                 value = NPS_VALUES[category]
-                self.nps.add(event.ts, value)
+                self.nps.add(event.ts, value, now=self.event_clock.now)
                 self.monitor.observe("nps", {}, event.ts, value, "mean")
 
     def on_clock(self, now: float, out: Outputs) -> None:
         self.monitor.advance(now, out)
         self.repeats.advance(self.event_clock.safe)  # see DeliveriesHandler.on_clock
-        self._expire_contacts(now - KNOWN_CONTACT_HORIZON_S)
+        # On the safe watermark: after a rebalance ``now`` may be far ahead of a partition taken
+        # over, whose contacts must not expire before it catches up.
+        self._expire_contacts(self.event_clock.safe - KNOWN_CONTACT_HORIZON_S)
 
     def _expire_contacts(self, horizon: float) -> None:
         """Forget contacts whose last open or resolution is older than ``horizon``.

@@ -86,7 +86,7 @@ class CustomersHandler:
                     continue
                 self.metrics.failed_login_streaks.inc()
                 signal = streak
-            crossed = self.scores.observe(signal)
+            crossed = self.scores.observe(signal, now=self.event_clock.safe)
             if crossed is not None:
                 self.metrics.frustration_scores_over_threshold.inc()
                 candidates.append(crossed.candidate())
@@ -121,7 +121,6 @@ class CustomersHandler:
         # the signal at hand: a signals partition (or stream) running ahead must not drop the state
         # of customers whose signals are still behind it. Their indexes make this free when idle.
         safe = self.event_clock.safe
-        self.scores.advance(safe)
         self.logins.advance(safe)
         # The policy's expiry scans its store: once per event-time hour is plenty.
         if now != float("-inf") and now >= self._next_expiry:

@@ -179,7 +179,7 @@ class DeliveriesHandler(StreamHandler):
             )
             self.metrics.on_time_rolling.labels(carrier, region).set_function(mean_reader(window, self.event_clock))
         value = 1.0 if on_time else 0.0
-        window.add(ts, value)
+        window.add(ts, value, now=self.event_clock.now)
         labels = {"carrier": carrier, "region": region}
         self.monitor.observe(f'on_time{{carrier="{carrier}",region="{region}"}}', labels, ts, value, "mean")
 

@@ -171,15 +171,24 @@ class RollingWindow:
     total: float = 0.0
     count: float = 0.0
 
-    def add(self, ts: float, value: float, count: float = 1.0) -> bool:
+    def add(self, ts: float, value: float, count: float = 1.0, now: float | None = None) -> bool:
         """Add ``value`` to the total and ``count`` to the count at event time ``ts``.
 
         ``count=0`` adds to the numerator only (an error among page views). Returns False
-        when ``ts`` is older than the window.
+        when ``ts`` is older than the window. ``now`` is the stream's watermark: when given, the
+        window ends there rather than at the newest event added, so the events of a partition
+        running ahead (a catch-up) cannot push those of the partitions behind out of the window;
+        they wait in buckets past its end.
         """
         start = math.floor(ts / self.step_s) * self.step_s
-        if start + self.step_s > self._end:
-            self._end = start + self.step_s
+        if now is None:
+            end = start + self.step_s
+        elif math.isfinite(now):
+            end = math.floor(now / self.step_s) * self.step_s + self.step_s
+        else:  # no watermark yet (a partition has not reported): nothing closes
+            end = -math.inf
+        if end > self._end:
+            self._end = end
             self._expire()
         if start < self._end - self.window_s:
             return False
