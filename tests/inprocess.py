@@ -48,6 +48,8 @@ class WorldOutputs:
     alert_ids: set[str] = field(default_factory=set)
     notification_ids: set[str] = field(default_factory=set)
     notification_types: dict[str, int] = field(default_factory=dict)
+    #: short type -> its notification ids
+    ids_by_type: dict[str, set[str]] = field(default_factory=dict)
     deadletters: int = 0
 
 
@@ -91,6 +93,7 @@ def run_world(
                 result.notification_ids.add(event["id"])
                 short = event["type"].rsplit(".", 1)[-1]
                 result.notification_types[short] = result.notification_types.get(short, 0) + 1
+                result.ids_by_type.setdefault(short, set()).add(event["id"])
             elif record.topic == Topic.DEADLETTER:
                 result.deadletters += 1
 
