@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +53,14 @@ log = logging.getLogger(__name__)
 TRANSIT_CHECKPOINT = "transit"
 #: Bumped when the pickled layout changes: an older snapshot is then ignored (a fresh model).
 CHECKPOINT_VERSION = 1
+#: Snapshot = this prefix + zlib(pickle((version, offset, model))). Compressed because a model's
+#: samples are most of it: about 420 KB raw, 190 KB compressed after six simulated days.
+SNAPSHOT_MAGIC = b"cxpulse-transit\x00"
+#: Largest snapshot written: the checkpoints changelog is created by Faust with the broker's default
+#: ``max.message.bytes`` (1,048,588), and a record it refuses would fail the producer. A model
+#: with many lanes full of samples can exceed it (31 x 31 lanes: 7.8 MB compressed): it is then not
+#: saved (logged), and the partition resumes from its previous snapshot or relearns.
+MAX_SNAPSHOT_BYTES = 1_000_000
 
 
 class DeliveriesHandler(StreamHandler):
@@ -210,7 +219,13 @@ class DeliveriesHandler(StreamHandler):
         monitor = self.monitors.get(partition)
         if monitor is None:
             return None
-        return pickle.dumps((CHECKPOINT_VERSION, self._offset_of.get(partition), monitor.model), protocol=5)
+        state = (CHECKPOINT_VERSION, self._offset_of.get(partition), monitor.model)
+        data = SNAPSHOT_MAGIC + zlib.compress(pickle.dumps(state, protocol=5), 1)
+        if len(data) > MAX_SNAPSHOT_BYTES:
+            log.warning("transit model of partition %s is %d bytes compressed, over the %d a checkpoint "
+                        "holds: not saved", partition, len(data), MAX_SNAPSHOT_BYTES)
+            return None
+        return data
 
     def restore(self, partition: int, data: bytes | None) -> None:
         """Continue from a snapshot (None: a fresh model); its offset and below are not learnt again."""
@@ -220,7 +235,10 @@ class DeliveriesHandler(StreamHandler):
         model = None
         if data is not None:
             try:
-                version, offset, model = pickle.loads(data)  # our own changelog topic: trusted
+                if not data.startswith(SNAPSHOT_MAGIC):
+                    raise ValueError("not a transit snapshot")
+                # our own changelog topic: trusted
+                version, offset, model = pickle.loads(zlib.decompress(data[len(SNAPSHOT_MAGIC) :]))
             except Exception:  # a snapshot we cannot read must not stop the worker: relearn
                 log.exception("transit checkpoint of partition %s unreadable; starting fresh", partition)
                 version, offset, model = None, None, None

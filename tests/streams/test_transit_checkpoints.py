@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import zlib
 from collections import namedtuple
 from collections.abc import MutableMapping
 from typing import Any
@@ -21,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from deploy.simulator.simulation import Incident, SimulationConfig, iter_encoded
 from streams.checkpoints import Checkpoints
-from streams.deliveries import TRANSIT_CHECKPOINT, DeliveriesHandler
+from streams.deliveries import SNAPSHOT_MAGIC, TRANSIT_CHECKPOINT, DeliveriesHandler
 from streams.metrics import Metrics
 from streams.pipeline import Context, Outputs
 from streams.settings import Settings
@@ -131,10 +132,26 @@ def test_snapshot_format_restore_and_forget() -> None:
     assert handler.ctx.checkpoints.save() == 0  # nothing processed: nothing written
     handler.restore(PARTITION, b"not a pickle")  # unreadable: a fresh model, logged
     assert handler.monitors[PARTITION].model.n_learnt == 0
-    handler.restore(PARTITION, pickle.dumps((0, 5, handler.new_model())))  # another version: fresh
+    def snapshot(version: int, offset: int) -> bytes:
+        return SNAPSHOT_MAGIC + zlib.compress(pickle.dumps((version, offset, handler.new_model())))
+
+    handler.restore(PARTITION, snapshot(0, 5))  # another version: fresh
     assert PARTITION not in handler._skip_through
-    handler.restore(PARTITION, pickle.dumps((1, 7, handler.new_model())))
+    handler.restore(PARTITION, snapshot(1, 7))
     assert handler._skip_through[PARTITION] == 7
     handler.ctx.checkpoints.assigned([])  # the partition moved away
     assert PARTITION not in handler.monitors and PARTITION not in handler._skip_through
     assert set(table) <= {Checkpoints.key(TRANSIT_CHECKPOINT, PARTITION)}
+
+
+def test_a_snapshot_over_the_record_limit_is_not_written(monkeypatch, messages) -> None:
+    import streams.deliveries
+
+    table: dict[str, Any] = {}
+    handler = handler_on(table, {})
+    feed(handler, messages, 0, 2000)
+    size = len(handler.snapshot(PARTITION) or b"")
+    assert 0 < size <= streams.deliveries.MAX_SNAPSHOT_BYTES
+    feed(handler, messages, 2000, 2100)
+    monkeypatch.setattr(streams.deliveries, "MAX_SNAPSHOT_BYTES", size // 2)
+    assert handler.ctx.checkpoints.save() == 0
