@@ -34,6 +34,7 @@ from tests.kafka_harness import (
     OutputDiff,
     WorkerProcess,
     cloudevents_by_id,
+    consume_all,
     isolated_settings,
     start_worker,
 )
@@ -88,5 +89,13 @@ def test_kill_9_at_random_points_loses_no_notification(kafka_broker, tmp_path):
           f"max {max(resumed):.1f}")  # fmt: skip
     print(notifications.summary())
     print(alerts.summary("alerts"))
+    # The killed worker checkpointed its transit models (streams/deliveries.py) before its commits,
+    # each partition's in the changelog partition of that partition.
+    checkpoints = consume_all(settings, f"{settings.app_id}-checkpoints-changelog")
+    transit = [r for r in checkpoints if r.key is not None and b"transit/" in r.key]
+    print(f"checkpoints changelog: {len(checkpoints)} records, {len(transit)} of transit models, sizes "
+          f"{sorted(len(r.value or b'') for r in transit)[:: max(1, len(transit) // 8)]} bytes")
+    assert {r.partition for r in transit} == set(range(PARTITIONS))
+    assert all(r.key is not None and r.key.strip(b'"').endswith(f"/{r.partition}".encode()) for r in transit)
     notifications.assert_same(EXACT_TYPES)
 
