@@ -39,7 +39,8 @@ Prediction (:meth:`TransitModel.predict_delivery`) is the probability of deliver
 * ``out_for_delivery``/``failed_attempt``/``exception``: the learnt remainder after that status,
   conditioned on the time already elapsed since it.
 
-The model is in memory (picklable); after a worker restart it relearns from the stream.
+The model is in memory and picklable: the worker keeps one per deliveries partition and
+checkpoints it (``streams/deliveries.py``), so a restarted worker resumes it.
 """
 
 from __future__ import annotations
