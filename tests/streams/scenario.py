@@ -13,9 +13,10 @@ DAY = 86400.0
 #: deliveries: every notification type comes up within three simulated days.
 INCIDENTS = (INCIDENT, "complaint_spike:reason=billing,at=30h,duration=1h,factor=6")
 #: Notification types a disturbed run must send exactly as the undisturbed one: all but
-#: ``delivery_delayed``, decided by the transit model, which is in memory by design
-#: (``detectors/transit_model.py``): it relearns from the stream after a restart, and each worker
-#: of a fleet learns from its own partitions only.
+#: ``delivery_delayed``, decided by each partition's transit model (streams/deliveries.py). The
+#: model is checkpointed before every commit, but a crash loses what it learnt since (the orders
+#: table already holds those messages, so they are not learnt again): a restart can still change
+#: a delay notification near it (docs/fleet.md, "Crash window").
 EXACT_TYPES = {"delivery_failed", "detractor_followup", "repeat_contact", "frustration_outreach"}
 
 

@@ -239,6 +239,7 @@ def test_state_empties_once_event_time_passes_every_horizon(flooded: tuple[Setti
     # Each partition's transit model learns per lane, of which there are as many as label
     # combinations: lanes x partitions in all.
     lanes = w.ctx.settings.max_label_values + 1
+    assert len(w.deliveries.monitors) <= max(1, w.ctx.settings.partitions)
     for delays in w.deliveries.monitors.values():
         assert len(delays.model.transit) <= lanes * lanes + lanes + 1
 
