@@ -246,6 +246,9 @@ class DeliveriesHandler(StreamHandler):
                 model = None
             elif offset is not None:
                 self._skip_through[partition] = self._offset_of[partition] = offset
+            if model is not None:
+                log.info("transit model of partition %s restored: %d bytes, learnt through offset %s",
+                         partition, len(data), offset)
         self.delays(partition).model = model if model is not None else self.new_model()
 
     def forget(self, partition: int) -> None:
