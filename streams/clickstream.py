@@ -6,11 +6,10 @@ from detectors.customer_signal import CustomerSignal
 from detectors.frustration import FrustrationSignals
 from detectors.signals import Signal
 from schemas import ClickstreamEvent, Stream
-from streams.alerts import series_monitor
-from streams.envelopes import Component
 from streams.event_time import RollingWindow
 from streams.metrics import Children
 from streams.pipeline import Context, Outputs, StreamHandler
+from streams.series import SeriesPartials
 
 
 def _split(spec: str) -> tuple[str, ...]:
@@ -54,7 +53,7 @@ class ClickstreamHandler(StreamHandler):
         self._client_errors = Children(m.client_errors)
         self.frustration = frustration_signals(ctx)
         m.active_sessions.set_function(lambda: self.frustration.active_sessions)
-        self.monitor = series_monitor(ctx, Component.CLICKSTREAM)
+        self.monitor: SeriesPartials = SeriesPartials(ctx, self.stream)
         self._signal_counters = {
             "rage_click": Children(m.rage_clicks),
             "error_click": Children(m.error_clicks),
@@ -103,7 +102,6 @@ class ClickstreamHandler(StreamHandler):
 
     def on_clock(self, now: float, out: Outputs) -> None:
         self.frustration.expire(now)
-        self.monitor.advance(now, out)
 
     def _error_ratio(self) -> float:
         window = self._errors_window

@@ -12,11 +12,10 @@ from detectors.delivery_delay import (
 )
 from detectors.transit_model import TransitModel
 from schemas import DeliveryEvent, Stream
-from streams.alerts import series_monitor
-from streams.envelopes import Component
 from streams.event_time import RollingWindow, mean_reader
 from streams.metrics import Children
 from streams.pipeline import Context, Outputs, StreamHandler
+from streams.series import SeriesPartials
 from streams.topics import Store
 
 
@@ -39,7 +38,7 @@ class DeliveriesHandler(StreamHandler):
         )
         self.on_time: dict[tuple[str, str], RollingWindow] = {}
         self.metrics.orders_open.set_function(lambda: len(self.delays.store))
-        self.monitor = series_monitor(ctx, Component.DELIVERIES, step_s=ctx.settings.delivery_alert_step_seconds)
+        self.monitor: SeriesPartials = SeriesPartials(ctx, self.stream)
         m = self.metrics
         self._status = Children(m.delivery_status)
         self._failed_attempts = Children(m.failed_attempts)
@@ -96,7 +95,6 @@ class DeliveriesHandler(StreamHandler):
         # partition handed over by a rebalance, still behind, must not look silent.
         for finding in self.delays.advance(self.event_clock.safe):
             self._on_finding(finding, False, out)
-        self.monitor.advance(now, out)
 
     def recovered(self) -> None:
         """After a rebalance restored the orders table: re-index what is now ours."""
