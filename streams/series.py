@@ -192,7 +192,9 @@ class SeriesPartials:
         pending, self._pending = self._pending, []
         return pending
 
-    def _partial(self, partition: int, step: int, series: str, total: float, count: float, resend: bool = False) -> bytes:
+    def _partial(
+        self, partition: int, step: int, series: str, total: float, count: float, resend: bool = False
+    ) -> bytes:
         labels, kind = self.meta[series]
         record: dict[str, Any] = {
             "type": PARTIAL,
@@ -450,7 +452,7 @@ class SeriesOwnerHandler:
         self.forget(partition)
         if data is None:
             return
-        state = pickle.loads(data)  # our own changelog's bytes  # noqa: S301
+        state = pickle.loads(data)  # our own changelog's bytes
         if state.get("version") != _SNAPSHOT_VERSION:
             log.warning("series owner checkpoint of partition %s has version %r: starting fresh", partition,
                         state.get("version"))  # fmt: skip
@@ -465,7 +467,7 @@ class SeriesOwnerHandler:
             blobs=dict(state["watchers"]),
         )
         for name, blob in owned.blobs.items():
-            self._watcher(owned, name).load_state(pickle.loads(blob))  # noqa: S301
+            self._watcher(owned, name).load_state(pickle.loads(blob))
             self.publisher.scores(owned.watchers[name].scores())
         self._owned[partition] = owned
 

@@ -20,12 +20,12 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from deploy.simulator.simulation import Incident, Simulation, SimulationConfig, batch_messages, encode
+from streams.checkpoints import Checkpoints
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler
 from streams.customers import CustomersHandler
 from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
-from streams.checkpoints import Checkpoints
 from streams.pipeline import Context, Outputs, StreamHandler
 from streams.series import SeriesOwnerHandler
 from streams.settings import Settings
@@ -100,9 +100,7 @@ class Worker:
     ) -> None:
         self.partitions = sorted(partitions)
         self.checkpoints = Checkpoints(checkpoint_table if checkpoint_table is not None else {})
-        self.ctx = Context.create(
-            settings, Metrics(CollectorRegistry()), stores=stores, checkpoints=self.checkpoints
-        )
+        self.ctx = Context.create(settings, Metrics(CollectorRegistry()), stores=stores, checkpoints=self.checkpoints)
         self.stores = self.ctx.stores
         ctx = self.ctx
         self.handlers: dict[str, StreamHandler] = {
