@@ -56,8 +56,10 @@ class WorldOutputs:
     notification_ids: set[str] = field(default_factory=set)
     notification_types: dict[str, int] = field(default_factory=dict)
     deadletters: int = 0
-    #: (alert id, status) -> times it was emitted (a resend after a crash emits the same id again)
+    #: alert id -> times it was emitted (a re-read after a crash emits the same id again)
     alert_events: dict[str, int] = field(default_factory=dict)
+    #: (series, episode start, status) of every alert emitted, in order
+    alerts: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -171,6 +173,8 @@ class Fleet:
                 event = orjson.loads(record.value)
                 result.alert_ids.add(event["id"])
                 result.alert_events[event["id"]] = result.alert_events.get(event["id"], 0) + 1
+                data = event["data"]
+                result.alerts.append((data["series"], data["episode_start"], data["status"]))
             elif record.topic == Topic.NOTIFICATIONS:
                 event = orjson.loads(record.value)
                 result.notification_ids.add(event["id"])
