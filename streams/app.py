@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     # Per-partition state (partials, learned models): saved before every commit, restored after
     # every recovery (streams/checkpoints.py). Values are the states' own bytes.
     checkpoint_table = app.Table(
-        CHECKPOINTS_TABLE, default=None, partitions=settings.partitions, value_serializer="raw"
+        CHECKPOINTS_TABLE, default=None, partitions=settings.partitions, value_type=bytes
     )
     checkpoints = Checkpoints(checkpoint_table)
     app.sensors.add(save_before_commit(checkpoints))
