@@ -44,9 +44,9 @@ first step any input partition reported, so a series first seen later starts war
 * owners, per ``cx.series`` partition (name ``series-owner``): partials, progress, closed steps
   and each stream's learned series (detectors with their River models, baselines, histories,
   episode trackers). Format: ``pickle`` of a dict ``{"version": 1, ...}`` whose ``watchers`` are
-  themselves pickled :meth:`detectors.series_watch.SeriesWatcher.state`, re-pickled only when a
-  step of that stream closed. Only trusted bytes (our own changelog) are unpickled. Records
-  at or below the restored offset are skipped.
+  zlib-compressed pickles of :meth:`detectors.series_watch.SeriesWatcher.state` per stream
+  (2-5 kB a series), re-pickled only when a step of that stream closed. Only trusted bytes (our
+  own changelog) are unpickled. Records at or below the restored offset are skipped.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ import contextlib
 import logging
 import math
 import pickle
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -433,7 +434,10 @@ class SeriesOwnerHandler:
         if owned is None or not owned.dirty:
             return None
         for name in owned.stale:
-            owned.blobs[name] = pickle.dumps(owned.watchers[name].state(), protocol=pickle.HIGHEST_PROTOCOL)
+            # River's models pickle to ~25-50 kB a series, mostly repeated floats: zlib level 1
+            # takes that to 2-5 kB in about a millisecond, so a partition's record stays small.
+            learned = pickle.dumps(owned.watchers[name].state(), protocol=pickle.HIGHEST_PROTOCOL)
+            owned.blobs[name] = zlib.compress(learned, 1)
         owned.stale.clear()
         owned.dirty = False
         state = {
@@ -467,8 +471,11 @@ class SeriesOwnerHandler:
             blobs=dict(state["watchers"]),
         )
         for name, blob in owned.blobs.items():
-            self._watcher(owned, name).load_state(pickle.loads(blob))
-            self.publisher.scores(owned.watchers[name].scores())
+            watcher = self._watcher(owned, name)
+            watcher.load_state(pickle.loads(zlib.decompress(blob)))
+            self.publisher.scores(watcher.scores())
+            for series in watcher.open_episodes():  # their resolution will decrement the gauge here
+                self.metrics.alerts_active.labels(detector_of(series)).inc()
         self._owned[partition] = owned
 
     def forget(self, partition: int) -> None:
@@ -480,3 +487,5 @@ class SeriesOwnerHandler:
             for series in watcher.scores():
                 with contextlib.suppress(KeyError):
                     self.metrics.anomaly_score.remove(detector_of(series), series)
+            for series in watcher.open_episodes():  # they go on, and resolve, on the new owner
+                self.metrics.alerts_active.labels(detector_of(series)).dec()
