@@ -47,6 +47,9 @@ from detectors.episodes import AlertEvent, Direction, EpisodeTracker
 
 Kind = Literal["count", "mean"]
 
+#: Default grace of a step: it closes once the clock is this far past its end.
+DEFAULT_GRACE_S = 10.0
+
 
 class SeriesDetector(Protocol):
     """What the watcher needs from a per-series detector (``MetricAnomalyDetector`` fits).
@@ -278,7 +281,7 @@ class SeriesWatcher:
         self,
         detector_factory: Callable[[], SeriesDetector] | None = None,
         step_s: float = 60.0,
-        grace_s: float = 10.0,
+        grace_s: float = DEFAULT_GRACE_S,
         threshold: float = 0.9,
         clear_steps: int = 5,
         windows: tuple[int, ...] = (1, 2, 3, 4, 5),
@@ -354,6 +357,49 @@ class SeriesWatcher:
             b[1] += 1.0
         return True
 
+    def observe_step(
+        self,
+        series: str,
+        labels: Mapping[str, str],
+        step: int,
+        total: float,
+        count: float,
+        kind: Kind = "count",
+    ) -> bool:
+        """Add a pre-aggregated step (``total`` of ``count`` values) to ``series``; False if dropped.
+
+        For a caller that buckets upstream (the fleet's series owners sum the partials of every
+        partition): the same as ``count`` calls of :meth:`observe` in step ``step`` whose values
+        sum to ``total``. Close steps with :meth:`advance_steps`.
+        """
+        s = self._series.get(series)
+        if self._first_step is None:
+            self._first_step = step
+        if s is None:
+            if len(self._series) >= self.max_series:
+                self.dropped_series += 1
+                return False
+            s = self._new_series(series, dict(labels), kind, step)
+        elif step < s.next_step:
+            self.late_events += 1
+            return False
+        b = s.buckets.get(step)
+        if b is None:
+            s.buckets[step] = [total, count]
+        else:
+            b[0] += total
+            b[1] += count
+        return True
+
+    def watch_from(self, step: int) -> None:
+        """The watched data starts at ``step`` (the earliest step of any upstream source).
+
+        A count series first seen later starts warm on the zeros since then (see
+        :meth:`_new_series`); by default that start is the step of the first observation.
+        """
+        if self._first_step is None or step < self._first_step:
+            self._first_step = step
+
     def _new_series(self, name: str, labels: dict[str, str], kind: Kind, k: int) -> _Series:
         spec = self.families.get(name.split("{", 1)[0], SeriesSpec())
         title = spec.title.format_map(_Labels(labels)) if spec.title else name
@@ -383,7 +429,10 @@ class SeriesWatcher:
 
     def advance(self, now: float) -> list[AlertEvent]:
         """Close every step that ended at least ``grace_s`` before ``now``; return alerts."""
-        upto = int((now - self.grace_s) // self.step_s)  # steps k < upto are closed
+        return self.advance_steps(int((now - self.grace_s) // self.step_s))
+
+    def advance_steps(self, upto: int) -> list[AlertEvent]:
+        """Close every step ``k < upto`` (a caller that decides itself when steps are complete)."""
         out: list[AlertEvent] = []
         for s in self._series.values():
             if s.next_step >= upto:
@@ -498,6 +547,26 @@ class SeriesWatcher:
     def open_episodes(self) -> list[str]:
         """Series with an open episode."""
         return [name for name, s in self._series.items() if s.tracker.is_open]
+
+    def state(self) -> dict[str, Any]:
+        """The learned state (series, detectors, baselines, histories, episodes) for a checkpoint.
+
+        Picklable; the configuration is not included: :meth:`load_state` on a watcher built
+        with the same parameters continues where this one was.
+        """
+        return {
+            "series": self._series,
+            "first_step": self._first_step,
+            "late_events": self.late_events,
+            "dropped_series": self.dropped_series,
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state` of a watcher with the same parameters."""
+        self._series = dict(state["series"])
+        self._first_step = state["first_step"]
+        self.late_events = state["late_events"]
+        self.dropped_series = state["dropped_series"]
 
     def __len__(self) -> int:
         return len(self._series)

@@ -1,13 +1,21 @@
-"""Series anomaly alerts: feed detectors in event time, export scores, emit alert events."""
+"""Series anomaly alerts: the watched families, the production watcher, gauges and alert records.
+
+The watchers run in the series owners (:mod:`streams.series`): the partition of ``cx.series``
+that owns a series sums the partials of every input partition and feeds complete steps here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from detectors.episodes import AlertEvent
-from detectors.series_watch import DEFAULT_FAMILIES, SeriesSpec, SeriesWatcher
+from detectors.series_watch import DEFAULT_FAMILIES, DEFAULT_GRACE_S, SeriesSpec, SeriesWatcher
+from schemas import Stream
 from schemas import cloudevents as ce
 from streams.envelopes import Component, Envelopes
 from streams.metrics import Metrics
-from streams.pipeline import Context, Outputs
+from streams.pipeline import Outputs
+from streams.settings import Settings
 from streams.topics import Topic
 
 #: The watched series families: the detectors' defaults plus the worker's own series.
@@ -21,36 +29,46 @@ FAMILIES = {
     "on_time": SeriesSpec("metric_anomaly", "down", "On-time delivery {carrier}/{region}"),
 }
 
+#: A step closes once its partition's clock is this far past the step's end.
+ALERT_GRACE_S = DEFAULT_GRACE_S
 
-class SeriesMonitor:
-    """One stream's watched series: buckets, detectors, episodes, gauges and alert records.
 
-    ``advance`` is cheap to call per message: it does work only when event time has closed
-    a new step. Alert events carry ``component`` in their source.
-    """
+def step_seconds(settings: Settings, stream: Stream) -> float:
+    """The event-time step of a stream's series (the on-time series of deliveries step by the hour)."""
+    return settings.delivery_alert_step_seconds if stream is Stream.DELIVERIES else settings.alert_step_seconds
 
-    def __init__(self, watcher: SeriesWatcher, metrics: Metrics, envelopes: Envelopes, component: Component) -> None:
-        self.watcher = watcher
+
+def series_watcher(settings: Settings, stream: Stream) -> SeriesWatcher:
+    """A series watcher with the production detector for one stream's series."""
+    return SeriesWatcher(
+        step_s=step_seconds(settings, stream),
+        grace_s=ALERT_GRACE_S,
+        warmup_steps=settings.alert_warmup_steps,
+        families=FAMILIES,
+    )
+
+
+def detector_of(series: str) -> str:
+    """The alert type (the ``detector`` label of ``cxpulse_anomaly_score``) of a series."""
+    family = series.split("{", 1)[0]
+    spec = FAMILIES.get(family)
+    return spec.alert_type if spec is not None else "metric_anomaly"
+
+
+class AlertPublisher:
+    """Scores to gauges, alert episodes to ``cx.alerts`` (source ``<source id>/<component>``)."""
+
+    def __init__(self, metrics: Metrics, envelopes: Envelopes) -> None:
         self.metrics = metrics
         self.envelopes = envelopes
-        self.component = component
-        self._next_step_end = float("-inf")
 
-    def observe(self, series: str, labels: dict[str, str], ts: float, value: float = 1.0, kind: str = "count") -> None:
-        self.watcher.observe(series, labels, ts, value, kind)  # type: ignore[arg-type]
+    def scores(self, scores: dict[str, float]) -> None:
+        gauge = self.metrics.anomaly_score
+        for series, score in scores.items():
+            gauge.labels(detector_of(series), series).set(score)
 
-    def advance(self, now: float, out: Outputs) -> list[AlertEvent]:
-        if now < self._next_step_end:
-            return []
-        step = self.watcher.step_s
-        self._next_step_end = (now - self.watcher.grace_s) // step * step + step + self.watcher.grace_s
-        alerts = self.watcher.advance(now)
+    def alerts(self, alerts: Iterable[AlertEvent], component: Component, out: Outputs) -> None:
         m = self.metrics
-        families = self.watcher.families
-        for series, score in self.watcher.scores().items():
-            family = series.split("{", 1)[0]
-            detector = families[family].alert_type if family in families else "metric_anomaly"
-            m.anomaly_score.labels(detector, series).set(score)
         for alert in alerts:
             if alert.kind == "firing":
                 m.alerts.labels(alert.alert_type).inc()
@@ -58,17 +76,5 @@ class SeriesMonitor:
             else:
                 m.alerts_resolved.labels(alert.alert_type).inc()
                 m.alerts_active.labels(alert.alert_type).dec()
-            event = self.envelopes.alert(alert, self.component)
+            event = self.envelopes.alert(alert, component)
             out.add(Topic.ALERTS, alert.alert_id, ce.encode(event), ce.KAFKA_HEADERS)
-        return alerts
-
-
-def series_monitor(ctx: Context, component: Component, step_s: float | None = None) -> SeriesMonitor:
-    """A series watcher with the production detector, exporting to this worker's metrics."""
-    settings = ctx.settings
-    watcher = SeriesWatcher(
-        step_s=step_s or settings.alert_step_seconds,
-        warmup_steps=settings.alert_warmup_steps,
-        families=FAMILIES,
-    )
-    return SeriesMonitor(watcher, ctx.metrics, Envelopes(settings.source_id), component)

@@ -36,6 +36,7 @@ from streams.metrics import Metrics
 from streams.pipeline import Context, Outputs, Record
 from streams.rebalance import Ownership, group_instance_id, heartbeat_interval, recover_callbacks
 from streams.sender import OutputSender
+from streams.series import SeriesOwnerHandler
 from streams.settings import Settings, get_settings
 from streams.size_budget import SizeBudget
 from streams.tables import Table
@@ -80,7 +81,9 @@ class Pipeline:
 
     async def produce(self, record: Record) -> Any:
         """Send one record; returns its delivery future (Faust's ``send`` does not wait for the ack)."""
-        return await self.topics[record.topic].send(key=record.key, value=record.value, headers=record.headers)
+        return await self.topics[record.topic].send(
+            key=record.key, value=record.value, headers=record.headers, partition=record.partition
+        )
 
 
 class _SecondsHistogram:
@@ -164,7 +167,9 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     checkpoints = Checkpoints(checkpoint_table)
     app.sensors.add(save_before_commit(checkpoints))
     ctx = Context.create(settings, metrics, stores=tables, checkpoints=checkpoints)
-    for handler in (ClickstreamHandler(ctx), ContactsHandler(ctx), DeliveriesHandler(ctx), CustomersHandler(ctx)):
+    # SeriesOwnerHandler: the agent on cx.series that runs the series detectors (streams/series.py).
+    inputs = (ClickstreamHandler(ctx), ContactsHandler(ctx), DeliveriesHandler(ctx))
+    for handler in (*inputs, CustomersHandler(ctx), SeriesOwnerHandler(ctx)):
         pipeline.handlers[handler.source] = handler
         _register_agent(pipeline, handler)
     _register_rebalance_hooks(pipeline, tables, checkpoint_table, checkpoints)

@@ -7,11 +7,10 @@ from detectors.frustration import FrustrationSignals
 from detectors.login_streak import login_signal
 from detectors.signals import Signal
 from schemas import ClickstreamEvent, Stream
-from streams.alerts import series_monitor
-from streams.envelopes import Component
 from streams.event_time import RollingWindow
 from streams.metrics import Children
 from streams.pipeline import Context, Outputs, StreamHandler
+from streams.series import SeriesPartials
 
 
 def _split(spec: str) -> tuple[str, ...]:
@@ -58,7 +57,7 @@ class ClickstreamHandler(StreamHandler):
         self._client_errors = Children(m.client_errors)
         self.frustration = frustration_signals(ctx)
         m.active_sessions.set_function(lambda: self.frustration.active_sessions)
-        self.monitor = series_monitor(ctx, Component.CLICKSTREAM)
+        self.monitor: SeriesPartials = SeriesPartials(ctx, self.stream)
         self._signal_counters = {
             "rage_click": Children(m.rage_clicks),
             "error_click": Children(m.error_clicks),
@@ -112,7 +111,6 @@ class ClickstreamHandler(StreamHandler):
         # On the safe watermark, not ``now``: after a rebalance ``now`` may be far ahead of a
         # partition taken over, whose sessions would expire between two clicks of a burst.
         self.frustration.expire(self.event_clock.safe)
-        self.monitor.advance(now, out)
 
     def _error_ratio(self) -> float:
         window = self._errors_window

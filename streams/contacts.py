@@ -8,11 +8,10 @@ from typing import NamedTuple
 from detectors.contact_rules import DetractorRule, RepeatContactRule
 from detectors.customer_signal import CustomerSignal
 from schemas import ContactEvent, Stream
-from streams.alerts import series_monitor
-from streams.envelopes import Component
 from streams.event_time import RollingWindow, mean_reader
 from streams.metrics import Children
 from streams.pipeline import Context, Outputs, StreamHandler
+from streams.series import SeriesPartials
 from streams.topics import Store
 
 #: Contacts remembered for resolution times and for the reason of a later survey (LRU bound).
@@ -50,7 +49,7 @@ class ContactsHandler(StreamHandler):
         self.ces = RollingWindow(window)
         self.nps = RollingWindow(window)  # value = +100 promoter, 0 passive, -100 detractor
         self.fcr = RollingWindow(window)  # value = 1 resolved on first contact, else 0
-        self.monitor = series_monitor(ctx, Component.CONTACTS)
+        self.monitor: SeriesPartials = SeriesPartials(ctx, self.stream)
         settings = ctx.settings
         self.repeats = RepeatContactRule(
             settings.repeat_contact_threshold, settings.repeat_contact_window_seconds, store=ctx.store(Store.CONTACTS)
@@ -146,7 +145,6 @@ class ContactsHandler(StreamHandler):
                 self.monitor.observe("nps", {}, event.ts, value, "mean")
 
     def on_clock(self, now: float, out: Outputs) -> None:
-        self.monitor.advance(now, out)
         self.repeats.advance(self.event_clock.safe)  # see DeliveriesHandler.on_clock
         # On the safe watermark: after a rebalance ``now`` may be far ahead of a partition taken
         # over, whose contacts must not expire before it catches up.

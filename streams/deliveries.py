@@ -40,11 +40,10 @@ from detectors.delivery_delay import (
 )
 from detectors.transit_model import TransitModel
 from schemas import DeliveryEvent, Stream
-from streams.alerts import series_monitor
-from streams.envelopes import Component
 from streams.event_time import RollingWindow, mean_reader
 from streams.metrics import Children
 from streams.pipeline import Context, Outputs, StreamHandler
+from streams.series import SeriesPartials
 from streams.topics import Store
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ class DeliveriesHandler(StreamHandler):
         self._checks_due = False  # the message's first event runs its partition's due checks first
         self.on_time: dict[tuple[str, str], RollingWindow] = {}
         self.metrics.orders_open.set_function(lambda: len(self.orders))
-        self.monitor = series_monitor(ctx, Component.DELIVERIES, step_s=ctx.settings.delivery_alert_step_seconds)
+        self.monitor: SeriesPartials = SeriesPartials(ctx, self.stream)
         m = self.metrics
         self._status = Children(m.delivery_status)
         self._failed_attempts = Children(m.failed_attempts)
@@ -202,7 +201,6 @@ class DeliveriesHandler(StreamHandler):
         for partition, delays in self.monitors.items():
             for finding in delays.advance(max(self._clock_of.get(partition, -math.inf), safe)):
                 self._on_finding(finding, False, out)
-        self.monitor.advance(now, out)
 
     def recovered(self) -> None:
         """After a rebalance restored the orders table: re-index what is now ours, per partition."""

@@ -91,6 +91,13 @@ class Watermark:
         self._seen: dict[int | None, float] = {}
         self.now = float("-inf")
         self.safe = float("-inf")
+        #: The partitions the last :meth:`advance` left out as idle (no backlog, silent ``idle_s``).
+        self.idle: list[int | None] = []
+
+    def partition_now(self, partition: int | None) -> float:
+        """The clock of one partition: the newest ``ts`` seen on it (-inf before its first event)."""
+        clock = self._clocks.get(partition)
+        return clock.now if clock is not None else float("-inf")
 
     def assign(self, partitions: Iterable[int | None]) -> None:
         """Partitions now owned hold the watermark back from the start, before their first event,
@@ -114,14 +121,20 @@ class Watermark:
         if len(self._clocks) == 1:
             (clock,) = self._clocks.values()
             candidate = clock.now
+            if self.idle:
+                self.idle = []
         else:
             horizon = self._wall() - self.idle_s
             backlog = self.backlog
-            live = [
-                c.now
-                for p, c in self._clocks.items()
-                if self._seen[p] >= horizon or (backlog is not None and backlog(p))
-            ]
+            live = []
+            idle = []
+            for p, c in self._clocks.items():
+                if self._seen[p] >= horizon or (backlog is not None and backlog(p)):
+                    live.append(c.now)
+                else:
+                    idle.append(p)
+            if idle or self.idle:
+                self.idle = idle
             candidate = min(live) if live else max((c.now for c in self._clocks.values()), default=self.now)
         # The stream's clock never runs backwards (a partition newly assigned may start behind).
         if candidate > self.now:

@@ -189,6 +189,12 @@ class Metrics:
         self.alerts = Counter("cxpulse_alerts", "Anomaly alerts raised (one per episode).", ["type"], registry=r)
         self.alerts_resolved = Counter("cxpulse_alerts_resolved", "Anomaly episodes that ended.", ["type"], registry=r)
         self.alerts_active = Gauge("cxpulse_alerts_active", "Anomaly episodes currently open.", ["type"], registry=r)
+        self.series_late_partials = Counter(
+            "cxpulse_series_late_partials",
+            "Series partials that reached their owner after the step had closed (dropped).",
+            ["stream"],
+            registry=r,
+        )
 
         # --- notifications -------------------------------------------------------------------
         self.notifications = Counter("cxpulse_notifications", "Proactive notifications sent.", ["type"], registry=r)

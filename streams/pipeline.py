@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -33,6 +33,9 @@ from streams.settings import Settings
 from streams.size_budget import SizeBudget
 from streams.topics import Store, Topic, topic_names
 
+if TYPE_CHECKING:
+    from streams.series import SeriesPartials
+
 
 @dataclass(slots=True)
 class Record:
@@ -42,6 +45,8 @@ class Record:
     key: bytes | None
     value: bytes
     headers: Headers = field(default_factory=list)
+    #: An explicit partition (progress records go to every partition); None: by key.
+    partition: int | None = None
 
 
 @dataclass(slots=True)
@@ -49,9 +54,16 @@ class Outputs:
     records: list[Record] = field(default_factory=list)
     signals: list[CustomerSignal] = field(default_factory=list)
 
-    def add(self, topic: Topic, key: str | bytes | None, value: bytes, headers: Headers | None = None) -> None:
+    def add(
+        self,
+        topic: Topic,
+        key: str | bytes | None,
+        value: bytes,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> None:
         raw_key = key.encode() if isinstance(key, str) else key
-        self.records.append(Record(topic, raw_key, value, headers or []))
+        self.records.append(Record(topic, raw_key, value, headers or [], partition))
 
     def mark(self) -> tuple[int, int]:
         """Where the outputs stand now, for :meth:`rollback`."""
@@ -132,6 +144,8 @@ class StreamHandler:
     stream: Stream
     #: The stores whose keys this handler's detectors index (rebuilt by :meth:`recovered`).
     stores: tuple[Store, ...] = ()
+    #: The partials of the series this stream feeds (:mod:`streams.series`), if any.
+    monitor: SeriesPartials | None = None
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -176,6 +190,10 @@ class StreamHandler:
             return out
         for rejection in result.rejections:
             self.reject(out, rejection, raw, key, partition, offset)
+        monitor = self.monitor
+        if monitor is not None:
+            monitor.begin(partition, offset)
+            out.records.extend(monitor.take_pending())
         newest = None
         dedup = self._dedup.get(partition)
         if dedup is None:
@@ -211,6 +229,13 @@ class StreamHandler:
                     out.rollback(before)
                     failed = processing_error(exc, "advancing the event-time clock", raw)
                     self.reject(out, failed, raw, key, partition, offset, exc)
+            if monitor is not None:
+                # Series steps close on the partition's own clock (streams/series.py); an idle
+                # partition reports progress at the watermark, so it cannot stall the owners.
+                clock = self.event_clock
+                monitor.advance(partition, clock.partition_now(partition), out)
+                for idle in clock.idle:
+                    monitor.advance(idle, clock.now, out)
         if out.signals:
             out.flush_signals()
         return out

@@ -9,8 +9,9 @@ changed an outcome.
 
 How it works: the replay is an ordinary worker in a *new* consumer group (so the live group's
 offsets and tables are untouched), with its own changelog topics (Faust names them after the
-group) and its own internal signals topic ``<CXPULSE_TOPIC_SIGNALS>.<group>`` (so the live
-customers agent never sees replayed candidates). Before it starts, the group's start offsets
+group) and its own internal signals and series topics ``<CXPULSE_TOPIC_SIGNALS>.<group>`` and
+``<CXPULSE_TOPIC_SERIES>.<group>`` (so the live customers agent never sees replayed candidates,
+nor the live series owners replayed partials). Before it starts, the group's start offsets
 on the input topics are committed: the oldest retained record (``--from-beginning``) or the
 first record at or after a time (``--from``). A replay ``--from`` a time starts without the
 state of the events before it (open orders, contact histories, learned baselines): outputs
@@ -39,12 +40,18 @@ def default_group(settings: Settings, now: float | None = None) -> str:
 
 
 def replay_settings(settings: Settings, group: str) -> Settings:
-    """The worker settings of a replay into ``group``: its own group and signals topic."""
+    """The worker settings of a replay into ``group``: its own group, signals and series topics."""
     if not _NAME.match(group):
         raise ConfigurationError(f"replay group {group!r}: use letters, digits, '.', '_' or '-' (at most 200)")
     if group == settings.app_id:
         raise ConfigurationError(f"replay group {group!r} is the live group (CXPULSE_APP_ID): choose a new name")
-    return settings.model_copy(update={"app_id": group, "topic_signals": f"{settings.topic_signals}.{group}"})
+    return settings.model_copy(
+        update={
+            "app_id": group,
+            "topic_signals": f"{settings.topic_signals}.{group}",
+            "topic_series": f"{settings.topic_series}.{group}",
+        }
+    )
 
 
 def prepare(settings: Settings, group: str, since: float | None, timeout: float = 30.0) -> Settings:

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     topic_contacts: str = Field("cx.contacts", description="Input: support contacts and surveys (key customer_id).")
     topic_deliveries: str = Field("cx.deliveries", description="Input: delivery tracking (key order_id).")
     topic_signals: str = Field("cx.signals", description="Internal: per-customer signals re-keyed by customer_id.")
+    topic_series: str = Field(
+        "cx.series", description="Internal: per-step series partials and progress for the series owners."
+    )
     topic_alerts: str = Field("cx.alerts", description="Output: anomaly alerts (CloudEvents).")
     topic_notifications: str = Field("cx.notifications", description="Output: proactive notifications (CloudEvents).")
     topic_deadletter: str = Field("cx.deadletter", description="Output: rejected input with reason headers.")

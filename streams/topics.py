@@ -24,6 +24,7 @@ class Topic(StrEnum):
     CONTACTS = "contacts"
     DELIVERIES = "deliveries"
     SIGNALS = "signals"
+    SERIES = "series"  # internal: per-step series partials and progress, for the series owners
     ALERTS = "alerts"
     NOTIFICATIONS = "notifications"
     DEADLETTER = "deadletter"
@@ -59,6 +60,7 @@ def topic_names(settings: Settings) -> dict[Topic, str]:
         Topic.CONTACTS: settings.topic_contacts,
         Topic.DELIVERIES: settings.topic_deliveries,
         Topic.SIGNALS: settings.topic_signals,
+        Topic.SERIES: settings.topic_series,
         Topic.ALERTS: settings.topic_alerts,
         Topic.NOTIFICATIONS: settings.topic_notifications,
         Topic.DEADLETTER: settings.topic_deadletter,

@@ -57,7 +57,7 @@ def isolated_settings(bootstrap: str, data_dir: Path, create: bool = True, **ove
         "partitions": 2,
         "web_port": free_port(),
     }
-    for name in ("clickstream", "contacts", "deliveries", "signals", "alerts", "notifications", "deadletter"):
+    for name in ("clickstream", "contacts", "deliveries", "signals", "series", "alerts", "notifications", "deadletter"):
         values[f"topic_{name}"] = f"t{tag}.{name}"
     values.update(overrides)
     settings = Settings(**values)

@@ -62,6 +62,7 @@ from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler
 from streams.metrics import Metrics
 from streams.pipeline import Context, StreamHandler
+from streams.series import SeriesOwnerHandler
 from streams.settings import Settings
 from streams.topics import Topic
 
@@ -95,13 +96,27 @@ def _route(template: str) -> str:
 
 
 def _handler(cls: type[StreamHandler]) -> StreamHandler:
-    return cls(Context.create(Settings(), Metrics(CollectorRegistry())))
+    """A handler on one partition, with the series owner its series records go to."""
+    ctx = Context.create(Settings(partitions=1), Metrics(CollectorRegistry()))
+    handler = cls(ctx)
+    handler.series_owner = SeriesOwnerHandler(ctx)  # type: ignore[attr-defined]
+    return handler
+
+
+def _handle(handler: StreamHandler, value: bytes, key: bytes) -> list[bytes]:
+    """The alerts (CloudEvents) one message leads to, through the series owner."""
+    owner: SeriesOwnerHandler = handler.series_owner  # type: ignore[attr-defined]
+    alerts = []
+    for record in handler.handle(value, key).records:
+        if record.topic == Topic.SERIES:
+            alerts += [r.value for r in owner.handle(record.value, record.key, 0).records if r.topic == Topic.ALERTS]
+    return alerts
 
 
 def _alerts(handler: StreamHandler, messages: list[tuple[bytes, bytes]]) -> list[bytes]:
     out = []
     for key, value in messages:
-        out += [r.value for r in handler.handle(value, key).records if r.topic == Topic.ALERTS]
+        out += _handle(handler, value, key)
     return out
 
 
@@ -180,7 +195,8 @@ def complaint_job(seed: int) -> dict[str, Any]:
     truth = sim.truth()
     handler = _handler(ContactsHandler)
     raw = _alerts(handler, messages)
-    series = [s for s in handler.monitor.watcher.scores() if s.startswith("complaints")]  # type: ignore[attr-defined]
+    watcher = handler.series_owner._owned[0].watchers["contacts"]  # type: ignore[attr-defined]
+    series = [s for s in watcher.scores() if s.startswith("complaints")]
     return {
         "seed": seed, "incidents": truth["incidents"], "end": truth["end"], "raw": raw,
         "series": series, "peak_per_min": _peak_rates(per_minute, truth["incidents"], config),
@@ -242,7 +258,7 @@ def replay_job() -> dict[str, Any]:
         handlers = {"clickstream": _handler(ClickstreamHandler), "contacts": _handler(ContactsHandler)}
         raw = []
         for stream, key, value in messages:
-            raw += [r.value for r in handlers[stream].handle(value, key).records if r.topic == Topic.ALERTS]
+            raw += _handle(handlers[stream], value, key)
         runs.append(raw)
     return {"runs": runs}
 

@@ -8,16 +8,15 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from detectors.episodes import AlertEvent
 from schemas import cloudevents as ce
-from schemas.ids import alert_event_id, alert_id, detractor_followup_id
+from schemas.ids import detractor_followup_id
 from schemas.models import NOTIFY_DETRACTOR_FOLLOWUP
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler, nps_category
 from streams.customers import CustomersHandler
 from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
-from streams.pipeline import Context, Outputs
+from streams.pipeline import Context
 from streams.settings import Settings
 from streams.topics import Topic
 
@@ -194,22 +193,13 @@ def test_notifications_go_out_as_cloudevents_with_the_configured_source():
 
 
 @pytest.mark.parametrize(
-    ("handler", "component"),
-    [(ClickstreamHandler, "clickstream"), (ContactsHandler, "contacts"), (DeliveriesHandler, "deliveries")],
+    ("handler", "step_s"), [(ClickstreamHandler, 60.0), (ContactsHandler, 60.0), (DeliveriesHandler, 3600.0)]
 )
-def test_alerts_go_out_as_cloudevents_from_their_stream(handler, component):
-    ctx = Context.create(Settings(source_id="urn:shop:eu"), Metrics(CollectorRegistry()))
-    h = handler(ctx)
-    alert = AlertEvent("firing", alert_id("s", T0), "s", {}, "metric_anomaly", T0, T0, T0 + 60, 9.0, 1.0, 0.99,
-                       "critical", "s: 9/min vs ~1.0/min expected")  # fmt: skip
-    h.monitor.watcher.advance = lambda now: [alert]  # the detectors have their own tests: here, the wiring
-    out = Outputs()
-    h.monitor.advance(T0 + 60, out)
-    (record,) = out.records
-    event = ce.decode(record.value)
-    assert (record.topic, record.key, record.headers) == (Topic.ALERTS, alert.alert_id.encode(), ce.KAFKA_HEADERS)
-    assert (event["id"], event["source"]) == (alert_event_id(alert.alert_id, "firing"), f"urn:shop:eu/{component}")
-    assert value(ctx, "cxpulse_alerts_total", type="metric_anomaly") == 1
+def test_each_stream_feeds_its_series_partials_at_its_step(handler, step_s):
+    # The alerts themselves come from the series owners (tests/streams/test_series.py).
+    h = handler(Context.create(Settings(), Metrics(CollectorRegistry())))
+    assert h.monitor is not None
+    assert (h.monitor.stream, h.monitor.step_s) == (h.stream, step_s)
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from streams.pipeline import Context
 from streams.rebalance import Ownership, group_instance_id, heartbeat_interval
 from streams.settings import Settings
 from streams.tables import Table
-from streams.topics import CHECKPOINTS_TABLE, Store
+from streams.topics import CHECKPOINTS_TABLE, Store, Topic
 
 DAY = 86400.0
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
@@ -262,11 +262,12 @@ def test_a_detractor_after_a_restart_keeps_its_contacts_reason() -> None:
     ContactsHandler(ctx).handle(orjson.dumps(
         {"event_id": "o1", "ts": iso(0), "type": "contact_opened", "contact_id": "k1", "customer_id": "c-1",
          "channel": "chat", "reason": "billing", "complaint": False}))  # fmt: skip
-    restarted = ContactsHandler(ctx)  # a new process: the in-memory contact map is empty
+    # A new process: the in-memory contact map is empty; the tables survive.
+    restarted = ContactsHandler(Context.create(Settings(), Metrics(CollectorRegistry()), stores=ctx.stores))
     out = restarted.handle(orjson.dumps(
         {"event_id": "s1", "ts": iso(60), "type": "survey_response", "customer_id": "c-1", "contact_id": "k1",
          "csat": 1}))  # fmt: skip
-    (signals,) = [orjson.loads(r.value) for r in out.records]
+    (signals,) = [orjson.loads(r.value) for r in out.records if r.topic == Topic.SIGNALS]
     assert signals[0]["notification"]["data"]["reason"] == "billing"
 
 

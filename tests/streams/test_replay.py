@@ -15,6 +15,7 @@ def test_a_replay_has_its_own_group_and_signals_topic_and_keeps_the_rest() -> No
     live = Settings(app_id="cx", topic_signals="cx.signals")
     replay = replay_settings(live, "cx-replay-1")
     assert (replay.app_id, replay.topic_signals) == ("cx-replay-1", "cx.signals.cx-replay-1")
+    assert replay.topic_series == "cx.series.cx-replay-1"  # the live series owners never see replayed partials
     assert replay.topic_notifications == live.topic_notifications and replay.topic_contacts == live.topic_contacts
     assert default_group(live, now=0.0) == "cx-replay-19700101T000000Z"
 
