@@ -60,7 +60,7 @@ from tests.kafka_harness import (
     sample,
     start_worker,
 )
-from tests.quality import quality, quality_table
+from tests.quality import candidates, quality, quality_table
 from tests.streams.scenario import wait_everything_processed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(1800 if os.environ.get("CXPULSE_SOAK") == "1" else 900)]
@@ -230,7 +230,34 @@ def id_differences(got: RunOutputs, want: RunOutputs) -> tuple[OutputDiff, Outpu
                 about = data.get("series") or event.get("subject")
                 print(f"  {what} {name} {event['type'].rsplit('.', 1)[-1]} {about} at {event['time']} "
                       f"{data.get('status', '')}")  # fmt: skip
+    for name, diff in (("notification", notifications), ("alert", alerts)):
+        for (kind, fields), n in sorted(changed_fields(diff).items()):
+            print(f"  {n} {name}s {kind} with the same id and other content: {', '.join(fields)}")
+    # Candidates (cx.signals, before the policy) tell a rule's difference from the policy's.
+    mine, theirs = candidate_ids(got), candidate_ids(want)
+    kinds = sorted(set(mine) | set(theirs))
+    counts = [(k, len(theirs.get(k, set()) - mine.get(k, set())), len(mine.get(k, set()) - theirs.get(k, set())))
+              for k in kinds]  # fmt: skip
+    print("candidates (before the policy) missing/extra by kind: " + ", ".join(f"{k} -{a}/+{b}" for k, a, b in counts))
     return notifications, alerts
+
+
+def candidate_ids(run: RunOutputs) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for c in candidates(run.signals):
+        out.setdefault(c["type"].rsplit(".", 1)[-1], set()).add(c["id"])
+    return out
+
+
+def changed_fields(diff: OutputDiff) -> Counter:
+    """(type, fields that differ) -> how many ids of both runs carry other content."""
+    out: Counter = Counter()
+    for i in diff.changed():
+        a, b = orjson.loads(diff.want[i][0]), orjson.loads(diff.got[i][0])
+        fields = {k for k in a.keys() | b.keys() if k != "data" and a.get(k) != b.get(k)}
+        fields |= {f"data.{k}" for k in a["data"].keys() | b["data"].keys() if a["data"].get(k) != b["data"].get(k)}
+        out[a["type"].rsplit(".", 1)[-1], tuple(sorted(fields))] += 1
+    return out
 
 
 def assert_one_answer(got: RunOutputs, want: RunOutputs, names: tuple[str, str], truth: dict[str, Any]) -> None:
