@@ -30,10 +30,10 @@ test: install system-deps ## Lint, type-check and run the whole test suite (real
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-soak: install system-deps ## Long campaigns: six broker outages, kill -9 a worker 10 times, scale 1 -> 3 -> 1 (~35 min)
+soak: install system-deps ## Long campaigns: six broker outages, kill -9 a worker 10 times, scale 1 -> 3 -> 1, fleet and catch-up on an 8-day world (~35 min + fleet)
 	CXPULSE_SOAK=1 CXPULSE_SOAK_KILLS=$${CXPULSE_SOAK_KILLS:-10} $(BIN)/python -m pytest -s -p no:cacheprovider \
 		--timeout 2400 tests/streams/test_broker_restart_kafka.py tests/streams/test_restart_kafka.py \
-		tests/streams/test_scale_out_kafka.py $(PYTEST_ARGS)
+		tests/streams/test_scale_out_kafka.py tests/streams/test_fleet_kafka.py $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy only
 	$(BIN)/ruff check .

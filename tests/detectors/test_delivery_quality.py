@@ -23,6 +23,7 @@ from deploy.simulator.simulation import Incident, Simulation, SimulationConfig
 from detectors.delivery_delay import DelayPredicted, DeliveryDelayMonitor
 from schemas.models import DeliveryEvent, Stream
 from schemas.parsing import parse_message
+from tests.quality import delay_score
 
 H = 3600.0
 D = 86400.0
@@ -62,35 +63,8 @@ def run(events: list[DeliveryEvent]) -> tuple[list[DelayPredicted], DeliveryDela
 
 def score(cfg: SimulationConfig, truth: dict[str, Any],
           notes: list[DelayPredicted]) -> dict[str, Any]:
-    orders = {o["order_id"]: o for o in truth["orders"]}
-    affected = set(truth["incidents"][0]["affected_orders"])
-    t0 = cfg.start + D
-    by_order = {n.order_id: n for n in notes}
-    scored = [o for o in orders.values()
-              if o["promise_seen"] and o["created"] >= t0 and o["late"] is not None]
-    late = [o for o in scored if o["late"]]
-
-    def in_time(o: dict[str, Any]) -> bool:
-        n = by_order.get(o["order_id"])
-        if n is None or n.ts >= o["promised_by"]:
-            return False
-        return o["first_contact_ts"] is None or n.ts < o["first_contact_ts"]
-
-    hit = [o for o in late if in_time(o)]
-    quiet = [o for o in late
-             if o["first_contact_ts"] is None or o["first_contact_ts"] >= o["promised_by"]]
-    inc_late = [o for o in late if o["order_id"] in affected]
-    scored_ids = {o["order_id"] for o in scored}
-    fired = [n for n in notes if n.order_id in scored_ids]
-    false = [n for n in fired if not orders[n.order_id]["late"]]
-    leads = [by_order[o["order_id"]].lead_time_s / H for o in hit]
-    inc_leads = [by_order[o["order_id"]].lead_time_s / H for o in inc_late if in_time(o)]
-    return {
-        "late": len(late), "hit": len(hit),
-        "quiet": len(quiet), "quiet_hit": sum(1 for o in quiet if in_time(o)),
-        "inc_late": len(inc_late), "inc_hit": sum(1 for o in inc_late if in_time(o)),
-        "fired": len(fired), "false": len(false), "leads": leads, "inc_leads": inc_leads,
-    }
+    """Recall, false notifications and lead times against the truth (``tests/quality.py``)."""
+    return delay_score(truth, notes, start=cfg.start)
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,6 @@ import multiprocessing
 import random
 import statistics
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -65,6 +64,10 @@ from streams.pipeline import Context, StreamHandler
 from streams.series import SeriesOwnerHandler
 from streams.settings import Settings
 from streams.topics import Topic
+from tests.quality import episodes
+from tests.quality import first_firing as _first_firing
+from tests.quality import overlaps as _overlaps
+from tests.quality import route as _route
 
 pytestmark = pytest.mark.slow
 
@@ -84,15 +87,6 @@ STORM_RUNS = ((1, "/products/{id}", "/checkout"), (2, "/products/{id}", "/cart")
 STORM_START = DEFAULT_START + 8 * HOUR
 STORM_HOURS = 6.0
 STORM_DENSITY = 3.0
-
-
-def _ts(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _route(template: str) -> str:
-    """Simulator page template -> the handler's route label (``/products/{id}`` -> ``/products/:id``)."""
-    return template.replace("{id}", ":id")
 
 
 def _handler(cls: type[StreamHandler]) -> StreamHandler:
@@ -121,36 +115,8 @@ def _alerts(handler: StreamHandler, messages: list[tuple[bytes, bytes]]) -> list
 
 
 def _episodes(raw_alerts: list[bytes], end: float) -> list[dict[str, Any]]:
-    """One entry per alert episode: type, labels, series, start, firing time, end."""
-    episodes: dict[str, dict[str, Any]] = {}
-    for raw in raw_alerts:
-        ev = orjson.loads(raw)
-        data = ev["data"]
-        key = f"{data['series']}|{data['episode_start']}"
-        ep = episodes.setdefault(key, {
-            "type": ev["type"], "series": data["series"], "labels": data["labels"],
-            "start": _ts(data["episode_start"]), "fired": None, "end": end, "explanation": "",
-        })  # fmt: skip
-        if data["status"] == "firing":
-            ep["fired"] = _ts(ev["time"])
-            ep["explanation"] = data["explanation"]
-        else:
-            ep["end"] = _ts(ev["time"])
-    return [ep for ep in episodes.values() if ep["fired"] is not None]
-
-
-def _overlaps(ep: dict[str, Any], incident: dict[str, Any]) -> bool:
-    return ep["start"] <= incident["end"] and incident["start"] <= ep["end"]
-
-
-def _first_firing(episodes: list[dict[str, Any]], incident: dict[str, Any], ok) -> float | None:
-    """Delay (s) of the first matching firing alert at or after the onset, during the incident."""
-    delays = [
-        ep["fired"] - incident["start"]
-        for ep in episodes
-        if ok(ep) and incident["start"] <= ep["fired"] and _overlaps(ep, incident)
-    ]
-    return min(delays, default=None)
+    """One entry per alert episode: type, labels, series, start, firing time, end (tests/quality.py)."""
+    return episodes([orjson.loads(raw) for raw in raw_alerts], end)
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,28 +19,15 @@ import pytest
 from deploy.simulator.producer import run_simulation
 from deploy.simulator.simulation import Incident, SimulationConfig
 from schemas import cloudevents as ce
-from schemas.models import NOTIFY_DELIVERY_DELAYED, NOTIFY_DETRACTOR_FOLLOWUP, NOTIFY_REPEAT_CONTACT
 from streams.replay import replay_settings
 from tests.detectors.test_delivery_quality import INCIDENT, score
 from tests.kafka_harness import consume_all, isolated_settings, sample, start_worker, wait_signals_drained
+from tests.quality import candidates, delayed, exact_candidates
 
 pytestmark = pytest.mark.kafka
 
 DAY = 86400.0
 SEEDS = (1, 2, 3)
-
-
-@dataclass(frozen=True)
-class Sent:
-    """What the scorer needs of a received delivery_delayed notification."""
-
-    order_id: str
-    ts: float
-    promise: float
-
-    @property
-    def lead_time_s(self) -> float:
-        return self.promise - self.ts
 
 
 def config(seed: int) -> SimulationConfig:
@@ -113,14 +99,6 @@ def runs(kafka_broker, tmp_path_factory) -> dict[int, dict[str, Any]]:
     return out
 
 
-def delayed(sent: list[dict[str, Any]]) -> list[Sent]:
-    return [
-        Sent(e["data"]["order_id"], ce.parse_rfc3339(e["time"]), ce.parse_rfc3339(e["data"]["promised_by"]))
-        for e in sent
-        if e["type"] == NOTIFY_DELIVERY_DELAYED
-    ]
-
-
 def test_delay_notifications_reach_late_orders_before_the_promise(runs):
     scores = {seed: score(r["cfg"], r["truth"], delayed(r["sent"])) for seed, r in runs.items()}
     for seed, s in scores.items():
@@ -142,21 +120,10 @@ def test_delay_notifications_reach_late_orders_before_the_promise(runs):
 
 def test_repeat_contact_and_detractor_candidates_are_exact(runs):
     for r in runs.values():
-        truth, candidates = r["truth"], [s["notification"] for s in r["signals"] if s.get("notification")]
-        repeats = {
-            (c["customer_id"], c["data"]["contact_ids"][-1])
-            for c in candidates
-            if c["type"] == NOTIFY_REPEAT_CONTACT
-        }
-        # One candidate per episode: the contact that brings the 7-day count to 3.
-        expected = {
-            (t["customer_id"], t["contact_ids"][-1]) for t in truth["repeat_contacts"] if t["count_in_window"] == 3
-        }
-        assert repeats == expected and expected
-        detractors = {
-            (c["customer_id"], c["subject"]) for c in candidates if c["type"] == NOTIFY_DETRACTOR_FOLLOWUP
-        }
-        assert detractors == {(t["customer_id"], t["contact_id"]) for t in truth["detractors"]} and detractors
+        # One repeat-contact candidate per episode (the contact that brings the 7-day count to 3),
+        # one detractor follow-up per detractor survey.
+        for kind, sets in exact_candidates(r["truth"], candidates(r["signals"])).items():
+            assert sets["got"] == sets["want"] and sets["want"], kind
 
 
 def test_replay_yields_the_same_notification_ids(runs):
