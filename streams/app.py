@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import faust
 from faust.exceptions import NotReady
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     ctx = Context.create(settings, metrics, stores=tables)
     for handler in (ClickstreamHandler(ctx), ContactsHandler(ctx), DeliveriesHandler(ctx), CustomersHandler(ctx)):
         pipeline.handlers[handler.source] = handler
+        handler.event_clock.backlog = backlog_probe(app, topic_names(settings)[handler.source], pipeline.positions)
         _register_agent(pipeline, handler)
     _register_rebalance_hooks(pipeline, tables)
     _register_lag_timer(pipeline)
@@ -217,16 +219,56 @@ def _register_rebalance_hooks(pipeline: Pipeline, tables: dict[Store, Any]) -> N
 
     async def on_assigned(app: Any, assigned: set[Any], **kwargs: Any) -> None:
         ownership.assigned(assigned)
+        logger.info(
+            "assigned (generation %s): %s", app.consumer_generation_id,
+            ", ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in ownership.owned)) or "-",
+        )  # fmt: skip
 
     # mode types receivers as taking a keyword ``signal``; Faust sends (app, assigned).
     pipeline.app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
     for store, hooks in recover_callbacks(handlers).items():
 
-        async def rebuild(hooks: list[Any] = hooks) -> None:
+        async def rebuild(hooks: list[Any] = hooks, store: Store = store) -> None:
             for hook in hooks:
                 hook()
+            logger.info("table %s recovered: %d keys", store.value, len(tables[store]))
 
         tables[store].on_recover(rebuild)
+
+
+def unread(consumer: Any, positions: dict[Any, int], tp: Any) -> int | None:
+    """Messages of ``tp`` this worker has not processed yet (highwater minus the next offset to
+    process); None while the highwater is unknown (no fetch answer for ``tp`` yet)."""
+    highwater = consumer.highwater(tp)
+    if highwater is None or highwater < 0:
+        return None
+    position = positions.get(tp)
+    # Nothing processed since the assignment: it resumes from the committed offset.
+    done = position + 1 if position is not None else committed_offset(consumer, tp) or 0
+    return max(0, highwater - done)
+
+
+def backlog_probe(app: faust.App, topic: str, positions: dict[Any, int]) -> Any:
+    """``Watermark.backlog`` of the stream on ``topic``: True while a partition has unread messages.
+
+    A partition the fetcher leaves waiting (catch-up, a rebalance, a slow broker) delivers nothing
+    for a while although it is far from done; without this it would count as idle after
+    ``CXPULSE_IDLE_PARTITION_SECONDS`` of wall time and stop holding the watermark back, so the
+    partitions ahead would close windows and judge orders before its events are read. An unknown
+    highwater counts as backlog: nothing is known to be done yet.
+    """
+
+    def backlog(partition: int | None) -> bool:
+        if partition is None:
+            return False
+        try:
+            remaining = unread(app.consumer, positions, TP(topic, partition))
+        except Exception as exc:  # a probe must never fail the message being processed
+            logger.debug("backlog of %s/%s unknown: %r", topic, partition, exc)
+            return False
+        return remaining is None or remaining > 0
+
+    return backlog
 
 
 def _register_lag_timer(pipeline: Pipeline) -> None:
@@ -241,13 +283,9 @@ def _register_lag_timer(pipeline: Pipeline) -> None:
             if tp.topic not in input_names:
                 continue
             counts[tp.topic] += 1
-            highwater = consumer.highwater(tp)
-            position = pipeline.positions.get(tp)
-            if highwater is None or highwater < 0:
-                continue
-            # Nothing processed since the assignment: it resumes from the committed offset.
-            done = position + 1 if position is not None else committed_offset(consumer, tp) or 0
-            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
+            lag = unread(consumer, pipeline.positions, tp)
+            if lag is not None:
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
         for topic, count in counts.items():
             metrics.assigned_partitions.labels(topic).set(count)
 

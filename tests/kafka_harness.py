@@ -222,6 +222,7 @@ def start_worker(
     A worker started again with the same settings appends to the same log."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"worker-{settings.web_port}.log"
+    loglevel = os.environ.get("CXPULSE_TEST_WORKER_LOGLEVEL", loglevel)  # "info" to debug a rebalance
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", module, *command, "--loglevel", loglevel],
@@ -400,8 +401,9 @@ class OutputDiff:
         by_type = Counter(cloudevent_type(c[0]) for c in self.want.values())
         lost = Counter(cloudevent_type(self.want[i][0]) for i in self.lost)
         extra = Counter(cloudevent_type(self.got[i][0]) for i in self.extra)
+        changed = Counter(cloudevent_type(self.want[i][0]) for i in self.changed())
         return (f"{what}: {len(self.want)} expected {dict(by_type)}; lost {dict(lost)}, extra {dict(extra)}, "
-                f"{self.duplicates} duplicate copies, {len(self.changed())} changed")  # fmt: skip
+                f"{self.duplicates} duplicate copies, changed {dict(changed)}")  # fmt: skip
 
 
 @dataclass
