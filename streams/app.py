@@ -12,7 +12,10 @@ changelog topics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
+import signal
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -155,7 +158,11 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
             name, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
         )
     # Durable per-key state, co-partitioned with the topic whose key it shares.
-    tables = {store: app.Table(store.value, default=None, partitions=settings.partitions) for store in Store}
+    tables = {
+        store: app.Table(store.value, default=None, partitions=settings.partitions,
+                         extra_topic_configs=changelog_topic_config(settings))
+        for store in Store
+    }  # fmt: skip
     ctx = Context.create(settings, metrics, stores=tables)
     for handler in (ClickstreamHandler(ctx), ContactsHandler(ctx), DeliveriesHandler(ctx), CustomersHandler(ctx)):
         pipeline.handlers[handler.source] = handler
@@ -164,7 +171,20 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     _register_rebalance_hooks(pipeline, tables)
     _register_lag_timer(pipeline)
     _register_kafka_probe(pipeline)
+    _register_state_dump(pipeline)
     return pipeline
+
+
+def changelog_topic_config(settings: Settings) -> dict[str, str]:
+    """Topic configs of the changelogs Faust creates (on top of ``cleanup.policy=compact``).
+
+    Every write of a table key is a changelog record, and the memory store re-reads its changelog
+    on every start and assignment. Kafka compacts only closed segments, and by default a segment
+    closes after 7 days or 1 GiB: a busy worker would recover every update of the week. Closing a
+    segment every ``CXPULSE_CHANGELOG_SEGMENT_SECONDS`` lets the cleaner keep about one record per
+    live key plus the updates of the last segments. Applies when Faust creates the topic.
+    """
+    return {"segment.ms": str(int(settings.changelog_segment_seconds * 1000))}
 
 
 class Handler(Protocol):
@@ -318,3 +338,43 @@ def _register_kafka_probe(pipeline: Pipeline) -> None:
 
     pipeline.app.task(probe_kafka)
     pipeline.app.timer(KAFKA_PROBE_INTERVAL_S, name="cxpulse.kafka_probe")(probe_kafka)
+
+
+def consumer_state(app: faust.App) -> dict[str, Any]:
+    """What decides whether the worker fetches: assignment, paused partitions, flow, positions."""
+    consumer: Any = app.consumer
+    state: dict[str, Any] = {
+        "generation": app.consumer_generation_id,
+        "assigned": len(consumer.assignment()),
+        "paused_faust": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer._paused_partitions),
+        "flow_active": consumer.flow_active,
+        "flow_control_active": app.flow_control.is_active(),
+        "recovery_completed": app.tables.recovery.completed.is_set(),  # type: ignore[attr-defined]
+        "fetcher": app._fetcher.state,
+    }
+    with contextlib.suppress(Exception):  # aiokafka internals, for the eyes only
+        kafka = consumer._thread._ensure_consumer()
+        state["paused_aiokafka"] = sorted(f"{tp.topic}/{tp.partition}" for tp in kafka.paused())
+        assignment = kafka._subscription.subscription.assignment
+        state["positions"] = {
+            f"{tp.topic}/{tp.partition}": assignment.state_value(tp).position
+            for tp in kafka.assignment() if not tp.topic.endswith("-changelog")
+        }  # fmt: skip
+    return state
+
+
+def _register_state_dump(pipeline: Pipeline) -> None:
+    """``kill -USR2 <worker>`` logs the consumer's state and every asyncio task's stack: what a
+    worker that stopped processing is waiting for (diagnostics; nothing changes)."""
+
+    def dump() -> None:
+        logger.warning("consumer state: %r", consumer_state(pipeline.app))
+        for task in asyncio.all_tasks():
+            buffer = io.StringIO()
+            task.print_stack(limit=6, file=buffer)
+            logger.warning("task %s:\n%s", task.get_name(), buffer.getvalue())
+
+    async def install() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump)
+
+    pipeline.app.task(install)
