@@ -30,6 +30,7 @@ from schemas.models import NOTIFY_REPEAT_CONTACT, ContactEvent, DeliveryEvent
 from streams.app import backlog_probe, create_app, unread
 from streams.contacts import ContactsHandler
 from streams.customers import CustomersHandler
+from streams.deliveries import DeliveriesHandler
 from streams.event_time import Watermark
 from streams.metrics import Metrics
 from streams.pipeline import Context
@@ -290,6 +291,20 @@ def test_the_handlers_rebuild_their_indexes_when_recovered() -> None:
     contacts.recovered(), customers.recovered()
     contacts.repeats.advance(8 * DAY), customers.scores.advance(30 * DAY)
     assert ctx.store(Store.CONTACTS) == {} and ctx.store(Store.FRUSTRATION) == {}
+
+
+def test_the_deliveries_handler_rebuilds_its_due_index_when_recovered() -> None:
+    ctx = Context.create(Settings(), Metrics(CollectorRegistry()))
+    deliveries = DeliveriesHandler(ctx)
+    assert deliveries.stores == (Store.ORDERS,)
+    elsewhere = DeliveryDelayMonitor({})  # the order as its previous owner left it in the changelog
+    elsewhere.process(DeliveryEvent("d1", 0.0, "shipped", "o-1", "c-1", "dhl", "north", promised_by=DAY))
+    ctx.store(Store.ORDERS).update(elsewhere.store)
+    assert deliveries.delays.next_due() is None  # restored under the handler's feet: not indexed yet
+    deliveries.recovered()
+    assert deliveries.delays.next_due() is not None
+    deliveries.delays.advance(30 * DAY)
+    assert ctx.store(Store.ORDERS) == {}  # checked and expired on this worker's clock
 
 
 def test_due_checks_run_only_up_to_the_time_they_are_given() -> None:
