@@ -224,6 +224,11 @@ def start_worker(
     log_path = log_dir / f"worker-{settings.web_port}.log"
     loglevel = os.environ.get("CXPULSE_TEST_WORKER_LOGLEVEL", loglevel)  # "info" to debug a rebalance
     with log_path.open("ab") as log:
+        # In the worker's own log format, so a restart's time to its first log line (interpreter,
+        # imports, app creation) shows next to Faust's start-up and recovery lines.
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S") + f",{int(time.time() * 1000) % 1000:03d}"
+        log.write(f"[{stamp}] [harness] [INFO] starting {module} {' '.join(command)}\n".encode())
+        log.flush()
         process = subprocess.Popen(
             [sys.executable, "-m", module, *command, "--loglevel", loglevel],
             env=settings_env(env_settings or settings),

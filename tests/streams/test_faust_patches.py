@@ -82,3 +82,41 @@ def test_revoke_commits_what_was_acked_then_forgets_the_partitions() -> None:
     for consumer in (original, patched):
         assert tps[0] not in consumer._acked and tps[0] not in consumer._committed_offset
         assert consumer._active_partitions == {tps[1]} and tps[1] in consumer._acked
+
+
+def test_a_full_flush_of_the_producer_buffer_waits_for_every_buffered_message() -> None:
+    """Faust flushes the buffer right before committing offsets: a flush that returns early lets the
+    offsets of messages whose table writes are still queued be committed (their state is lost to
+    whoever recovers the table next)."""
+    import types
+
+    from faust.transport.producer import ProducerBuffer
+
+    assert faust_patches.apply()
+    published: list[Any] = []
+
+    class SlowChannel:
+        async def publish_message(self, fut: Any, wait: bool = False) -> None:
+            await asyncio.sleep(0.25)  # a loaded machine, or a client waiting for buffer space
+            published.append(fut)
+
+    async def flushed(flush: Any) -> int:
+        """Messages handed to the client when ``flush`` returns, of 3 buffered."""
+        published.clear()
+        buffer = ProducerBuffer()
+        buffer.app = faust.App("flush-unit")
+        await buffer.start()
+        try:
+            for _ in range(3):
+                buffer.put(types.SimpleNamespace(message=types.SimpleNamespace(channel=SlowChannel())))  # type: ignore[arg-type]
+            await flush(buffer)
+            done = len(published)
+            while buffer.size or len(published) < 3:  # let the rest drain before stopping
+                await asyncio.sleep(0.05)
+            return done
+        finally:
+            await buffer.stop()
+
+    faust_flush = faust_patches._ORIGINAL_BUFFER["flush"]
+    assert asyncio.run(flushed(faust_flush)) < 3  # Faust 0.15.3: gives up after 0.1 s without progress
+    assert asyncio.run(flushed(ProducerBuffer.flush)) == 3
