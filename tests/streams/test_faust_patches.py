@@ -120,3 +120,48 @@ def test_a_full_flush_of_the_producer_buffer_waits_for_every_buffered_message() 
     faust_flush = faust_patches._ORIGINAL_BUFFER["flush"]
     assert asyncio.run(flushed(faust_flush)) < 3  # Faust 0.15.3: gives up after 0.1 s without progress
     assert asyncio.run(flushed(ProducerBuffer.flush)) == 3
+
+
+def test_a_flush_waits_for_what_was_buffered_when_called_not_for_an_empty_buffer() -> None:
+    """Agents keep writing while a periodic commit flushes: waiting for an empty buffer held commits
+    for as long as the load lasted."""
+    import types
+
+    from faust.transport.producer import ProducerBuffer
+
+    assert faust_patches.apply()
+    published: list[Any] = []
+
+    class SlowChannel:
+        async def publish_message(self, fut: Any, wait: bool = False) -> None:
+            await asyncio.sleep(0.05)
+            published.append(fut)
+
+    def message() -> Any:
+        return types.SimpleNamespace(message=types.SimpleNamespace(channel=SlowChannel()))
+
+    async def scenario() -> tuple[list[Any], int]:
+        buffer = ProducerBuffer()
+        buffer.app = faust.App("flush-unit-busy")
+        await buffer.start()
+        before = [message() for _ in range(3)]
+        for fut in before:
+            buffer.put(fut)
+
+        async def busy_agent() -> None:
+            while True:  # faster than the buffer drains
+                buffer.put(message())
+                await asyncio.sleep(0.01)
+
+        agent = asyncio.create_task(busy_agent())
+        try:
+            await asyncio.wait_for(buffer.flush(), timeout=60)  # a guard against hanging, not a measure
+            return [fut for fut in before if fut in published], buffer.size
+        finally:
+            agent.cancel()
+            buffer.pending = asyncio.Queue()  # drop the rest: this buffer is thrown away
+            await buffer.stop()
+
+    sent_before, left = asyncio.run(scenario())
+    assert len(sent_before) == 3  # everything buffered before the call was handed over
+    assert left > 0  # and it did not wait for the agent's later writes
