@@ -12,7 +12,10 @@ changelog topics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
+import signal
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,6 +23,7 @@ from typing import Any, Protocol
 import faust
 from faust.exceptions import NotReady
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 
@@ -158,12 +162,17 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
             name, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
         )
     # Durable per-key state, co-partitioned with the topic whose key it shares.
-    tables = {store: app.Table(store.value, default=None, partitions=settings.partitions) for store in Store}
+    tables = {
+        store: app.Table(store.value, default=None, partitions=settings.partitions,
+                         extra_topic_configs=changelog_topic_config(settings))
+        for store in Store
+    }  # fmt: skip
     # Per-partition state (partials, learned models): saved before every commit, restored after
     # every recovery (streams/checkpoints.py). Values are the states' own bytes.
     checkpoint_table = app.Table(
-        CHECKPOINTS_TABLE, default=None, partitions=settings.partitions, value_type=bytes
-    )
+        CHECKPOINTS_TABLE, default=None, partitions=settings.partitions, value_type=bytes,
+        extra_topic_configs=changelog_topic_config(settings),
+    )  # fmt: skip
     checkpoints = Checkpoints(checkpoint_table)
     app.sensors.add(save_before_commit(checkpoints))
     ctx = Context.create(settings, metrics, stores=tables, checkpoints=checkpoints)
@@ -171,11 +180,25 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     inputs = (ClickstreamHandler(ctx), ContactsHandler(ctx), DeliveriesHandler(ctx))
     for handler in (*inputs, CustomersHandler(ctx), SeriesOwnerHandler(ctx)):
         pipeline.handlers[handler.source] = handler
+        handler.event_clock.backlog = backlog_probe(app, topic_names(settings)[handler.source], pipeline.positions)
         _register_agent(pipeline, handler)
     _register_rebalance_hooks(pipeline, tables, checkpoint_table, checkpoints)
     _register_lag_timer(pipeline)
     _register_kafka_probe(pipeline)
+    _register_state_dump(pipeline)
     return pipeline
+
+
+def changelog_topic_config(settings: Settings) -> dict[str, str]:
+    """Topic configs of the changelogs Faust creates (on top of ``cleanup.policy=compact``).
+
+    Every write of a table key is a changelog record, and the memory store re-reads its changelog
+    on every start and assignment. Kafka compacts only closed segments, and by default a segment
+    closes after 7 days or 1 GiB: a busy worker would recover every update of the week. Closing a
+    segment every ``CXPULSE_CHANGELOG_SEGMENT_SECONDS`` lets the cleaner keep about one record per
+    live key plus the updates of the last segments. Applies when Faust creates the topic.
+    """
+    return {"segment.ms": str(int(settings.changelog_segment_seconds * 1000))}
 
 
 class Handler(Protocol):
@@ -233,14 +256,19 @@ def _register_rebalance_hooks(
     async def on_assigned(app: Any, assigned: set[Any], **kwargs: Any) -> None:
         ownership.assigned(assigned)
         checkpoints.assigned(assigned)
+        logger.info(
+            "assigned (generation %s): %s", app.consumer_generation_id,
+            ", ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in ownership.owned)) or "-",
+        )  # fmt: skip
 
     # mode types receivers as taking a keyword ``signal``; Faust sends (app, assigned).
     pipeline.app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
     for store, hooks in recover_callbacks(handlers).items():
 
-        async def rebuild(hooks: list[Any] = hooks) -> None:
+        async def rebuild(hooks: list[Any] = hooks, store: Store = store) -> None:
             for hook in hooks:
                 hook()
+            logger.info("table %s recovered: %d keys", store.value, len(tables[store]))
 
         tables[store].on_recover(rebuild)
 
@@ -248,6 +276,41 @@ def _register_rebalance_hooks(
         checkpoints.restore()
 
     checkpoint_table.on_recover(restore_checkpoints)
+
+
+def unread(consumer: Any, positions: dict[Any, int], tp: Any) -> int | None:
+    """Messages of ``tp`` this worker has not processed yet (highwater minus the next offset to
+    process); None while the highwater is unknown (no fetch answer for ``tp`` yet)."""
+    highwater = consumer.highwater(tp)
+    if highwater is None or highwater < 0:
+        return None
+    position = positions.get(tp)
+    # Nothing processed since the assignment: it resumes from the committed offset.
+    done = position + 1 if position is not None else committed_offset(consumer, tp) or 0
+    return max(0, highwater - done)
+
+
+def backlog_probe(app: faust.App, topic: str, positions: dict[Any, int]) -> Any:
+    """``Watermark.backlog`` of the stream on ``topic``: True while a partition has unread messages.
+
+    A partition the fetcher leaves waiting (catch-up, a rebalance, a slow broker) delivers nothing
+    for a while although it is far from done; without this it would count as idle after
+    ``CXPULSE_IDLE_PARTITION_SECONDS`` of wall time and stop holding the watermark back, so the
+    partitions ahead would close windows and judge orders before its events are read. An unknown
+    highwater counts as backlog: nothing is known to be done yet.
+    """
+
+    def backlog(partition: int | None) -> bool:
+        if partition is None:
+            return False
+        try:
+            remaining = unread(app.consumer, positions, TP(topic, partition))
+        except Exception as exc:  # a probe must never fail the message being processed
+            logger.debug("backlog of %s/%s unknown: %r", topic, partition, exc)
+            return False
+        return remaining is None or remaining > 0
+
+    return backlog
 
 
 def _register_lag_timer(pipeline: Pipeline) -> None:
@@ -262,13 +325,9 @@ def _register_lag_timer(pipeline: Pipeline) -> None:
             if tp.topic not in input_names:
                 continue
             counts[tp.topic] += 1
-            highwater = consumer.highwater(tp)
-            position = pipeline.positions.get(tp)
-            if highwater is None or highwater < 0:
-                continue
-            # Nothing processed since the assignment: it resumes from the committed offset.
-            done = position + 1 if position is not None else committed_offset(consumer, tp) or 0
-            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - done))
+            lag = unread(consumer, pipeline.positions, tp)
+            if lag is not None:
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
         for topic, count in counts.items():
             metrics.assigned_partitions.labels(topic).set(count)
 
@@ -301,3 +360,43 @@ def _register_kafka_probe(pipeline: Pipeline) -> None:
 
     pipeline.app.task(probe_kafka)
     pipeline.app.timer(KAFKA_PROBE_INTERVAL_S, name="cxpulse.kafka_probe")(probe_kafka)
+
+
+def consumer_state(app: faust.App) -> dict[str, Any]:
+    """What decides whether the worker fetches: assignment, paused partitions, flow, positions."""
+    consumer: Any = app.consumer
+    state: dict[str, Any] = {
+        "generation": app.consumer_generation_id,
+        "assigned": len(consumer.assignment()),
+        "paused_faust": sorted(f"{tp.topic}/{tp.partition}" for tp in consumer._paused_partitions),
+        "flow_active": consumer.flow_active,
+        "flow_control_active": app.flow_control.is_active(),
+        "recovery_completed": app.tables.recovery.completed.is_set(),  # type: ignore[attr-defined]
+        "fetcher": app._fetcher.state,
+    }
+    with contextlib.suppress(Exception):  # aiokafka internals, for the eyes only
+        kafka = consumer._thread._ensure_consumer()
+        state["paused_aiokafka"] = sorted(f"{tp.topic}/{tp.partition}" for tp in kafka.paused())
+        assignment = kafka._subscription.subscription.assignment
+        state["positions"] = {
+            f"{tp.topic}/{tp.partition}": assignment.state_value(tp).position
+            for tp in kafka.assignment() if not tp.topic.endswith("-changelog")
+        }  # fmt: skip
+    return state
+
+
+def _register_state_dump(pipeline: Pipeline) -> None:
+    """``kill -USR2 <worker>`` logs the consumer's state and every asyncio task's stack: what a
+    worker that stopped processing is waiting for (diagnostics; nothing changes)."""
+
+    def dump() -> None:
+        logger.warning("consumer state: %r", consumer_state(pipeline.app))
+        for task in asyncio.all_tasks():
+            buffer = io.StringIO()
+            task.print_stack(limit=6, file=buffer)
+            logger.warning("task %s:\n%s", task.get_name(), buffer.getvalue())
+
+    async def install() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump)
+
+    pipeline.app.task(install)

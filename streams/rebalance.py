@@ -61,7 +61,11 @@ class Ownership:
         now = {tp for tp in assigned if tp.topic in self.clocks}
         lost = self.owned - now
         for tp in now - self.owned:
-            self.clocks[tp.topic].hold(tp.partition)  # its data may be behind the worker's clock
+            clock = self.clocks[tp.topic]
+            clock.hold(tp.partition)  # its data may be behind the worker's clock
+            # Counted from its assignment, before its first event: at start-up the partition
+            # fetched first must not run the clock ahead of one not fetched yet (no-op once held).
+            clock.assign((tp.partition,))
         for tp in lost:
             self.clocks[tp.topic].forget(tp.partition)
             with contextlib.suppress(KeyError):  # never reported (no highwater yet)

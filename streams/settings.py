@@ -87,6 +87,14 @@ class Settings(BaseSettings):
             "a stopped static member's partitions wait for it. Heartbeats go every fifth of it (at most 3 s)."
         ),
     )
+    changelog_segment_seconds: float = Field(
+        600.0,
+        ge=1.0,
+        description=(
+            "segment.ms of the table changelog topics Faust creates: Kafka compacts only closed segments, so "
+            "this bounds the updates a recovery reads beyond one record per live key."
+        ),
+    )
 
     # --- Input limits and event time -------------------------------------------------------
     max_message_bytes: int = Field(

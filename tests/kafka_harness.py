@@ -222,7 +222,13 @@ def start_worker(
     A worker started again with the same settings appends to the same log."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"worker-{settings.web_port}.log"
+    loglevel = os.environ.get("CXPULSE_TEST_WORKER_LOGLEVEL", loglevel)  # "info" to debug a rebalance
     with log_path.open("ab") as log:
+        # In the worker's own log format, so a restart's time to its first log line (interpreter,
+        # imports, app creation) shows next to Faust's start-up and recovery lines.
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S") + f",{int(time.time() * 1000) % 1000:03d}"
+        log.write(f"[{stamp}] [harness] [INFO] starting {module} {' '.join(command)}\n".encode())
+        log.flush()
         process = subprocess.Popen(
             [sys.executable, "-m", module, *command, "--loglevel", loglevel],
             env=settings_env(env_settings or settings),
@@ -400,8 +406,9 @@ class OutputDiff:
         by_type = Counter(cloudevent_type(c[0]) for c in self.want.values())
         lost = Counter(cloudevent_type(self.want[i][0]) for i in self.lost)
         extra = Counter(cloudevent_type(self.got[i][0]) for i in self.extra)
+        changed = Counter(cloudevent_type(self.want[i][0]) for i in self.changed())
         return (f"{what}: {len(self.want)} expected {dict(by_type)}; lost {dict(lost)}, extra {dict(extra)}, "
-                f"{self.duplicates} duplicate copies, {len(self.changed())} changed")  # fmt: skip
+                f"{self.duplicates} duplicate copies, changed {dict(changed)}")  # fmt: skip
 
 
 @dataclass

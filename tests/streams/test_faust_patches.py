@@ -82,3 +82,86 @@ def test_revoke_commits_what_was_acked_then_forgets_the_partitions() -> None:
     for consumer in (original, patched):
         assert tps[0] not in consumer._acked and tps[0] not in consumer._committed_offset
         assert consumer._active_partitions == {tps[1]} and tps[1] in consumer._acked
+
+
+def test_a_full_flush_of_the_producer_buffer_waits_for_every_buffered_message() -> None:
+    """Faust flushes the buffer right before committing offsets: a flush that returns early lets the
+    offsets of messages whose table writes are still queued be committed (their state is lost to
+    whoever recovers the table next)."""
+    import types
+
+    from faust.transport.producer import ProducerBuffer
+
+    assert faust_patches.apply()
+    published: list[Any] = []
+
+    class SlowChannel:
+        async def publish_message(self, fut: Any, wait: bool = False) -> None:
+            await asyncio.sleep(0.25)  # a loaded machine, or a client waiting for buffer space
+            published.append(fut)
+
+    async def flushed(flush: Any) -> int:
+        """Messages handed to the client when ``flush`` returns, of 3 buffered."""
+        published.clear()
+        buffer = ProducerBuffer()
+        buffer.app = faust.App("flush-unit")
+        await buffer.start()
+        try:
+            for _ in range(3):
+                buffer.put(types.SimpleNamespace(message=types.SimpleNamespace(channel=SlowChannel())))  # type: ignore[arg-type]
+            await flush(buffer)
+            done = len(published)
+            while buffer.size or len(published) < 3:  # let the rest drain before stopping
+                await asyncio.sleep(0.05)
+            return done
+        finally:
+            await buffer.stop()
+
+    faust_flush = faust_patches._ORIGINAL_BUFFER["flush"]
+    assert asyncio.run(flushed(faust_flush)) < 3  # Faust 0.15.3: gives up after 0.1 s without progress
+    assert asyncio.run(flushed(ProducerBuffer.flush)) == 3
+
+
+def test_a_flush_waits_for_what_was_buffered_when_called_not_for_an_empty_buffer() -> None:
+    """Agents keep writing while a periodic commit flushes: waiting for an empty buffer held commits
+    for as long as the load lasted."""
+    import types
+
+    from faust.transport.producer import ProducerBuffer
+
+    assert faust_patches.apply()
+    published: list[Any] = []
+
+    class SlowChannel:
+        async def publish_message(self, fut: Any, wait: bool = False) -> None:
+            await asyncio.sleep(0.05)
+            published.append(fut)
+
+    def message() -> Any:
+        return types.SimpleNamespace(message=types.SimpleNamespace(channel=SlowChannel()))
+
+    async def scenario() -> tuple[list[Any], int]:
+        buffer = ProducerBuffer()
+        buffer.app = faust.App("flush-unit-busy")
+        await buffer.start()
+        before = [message() for _ in range(3)]
+        for fut in before:
+            buffer.put(fut)
+
+        async def busy_agent() -> None:
+            while True:  # faster than the buffer drains
+                buffer.put(message())
+                await asyncio.sleep(0.01)
+
+        agent = asyncio.create_task(busy_agent())
+        try:
+            await asyncio.wait_for(buffer.flush(), timeout=60)  # a guard against hanging, not a measure
+            return [fut for fut in before if fut in published], buffer.size
+        finally:
+            agent.cancel()
+            buffer.pending = asyncio.Queue()  # drop the rest: this buffer is thrown away
+            await buffer.stop()
+
+    sent_before, left = asyncio.run(scenario())
+    assert len(sent_before) == 3  # everything buffered before the call was handed over
+    assert left > 0  # and it did not wait for the agent's later writes

@@ -27,9 +27,10 @@ from detectors.delivery_delay import DeliveryDelayMonitor
 from detectors.frustration_score import FrustrationScore
 from detectors.notification_policy import NotificationPolicy
 from schemas.models import NOTIFY_REPEAT_CONTACT, ContactEvent, DeliveryEvent
-from streams.app import create_app
+from streams.app import backlog_probe, create_app, unread
 from streams.contacts import ContactsHandler
 from streams.customers import CustomersHandler
+from streams.deliveries import DeliveriesHandler
 from streams.event_time import Watermark
 from streams.metrics import Metrics
 from streams.pipeline import Context
@@ -79,6 +80,60 @@ def test_a_partition_handed_over_behind_the_clock_holds_back_the_safe_time() -> 
     assert mark.advance() == 5000.0 and mark.safe == 1000.0  # due checks wait for p1 to catch up
 
 
+def test_partitions_assigned_at_start_hold_the_watermark_before_their_first_event() -> None:
+    mark = Watermark(grace_s=60, idle_s=30, clock=lambda: 0.0)
+    ownership = Ownership({"t.deliveries": mark}, {}, Metrics(CollectorRegistry()))
+    ownership.assigned({TP("t.deliveries", 0), TP("t.deliveries", 1)})
+    mark.observe(5000.0, 0)  # partition 0 fetched first
+    assert mark.advance() == float("-inf")  # partition 1 has not reported: nothing may close
+    mark.observe(4000.0, 1)
+    assert mark.advance() == 4000.0
+
+
+class _LagConsumer:
+    """What the backlog probe reads of Faust's consumer: highwaters and committed offsets."""
+
+    def __init__(self, highwaters: dict[TP, int], committed: dict[TP, int]) -> None:
+        self.highwaters = highwaters
+        self._committed_offset = committed
+
+    def highwater(self, tp: TP) -> int | None:
+        return self.highwaters.get(tp)
+
+
+def test_backlog_is_the_consumers_real_lag_per_partition() -> None:
+    p0, p1, p2 = (TP("t.deliveries", p) for p in range(3))
+    consumer = _LagConsumer({p0: 10, p1: 10}, {p0: 4, p1: 10})
+    positions: dict[Any, int] = {p0: 9}
+    app = types.SimpleNamespace(consumer=consumer)
+    backlog = backlog_probe(app, "t.deliveries", positions)  # type: ignore[arg-type]
+    assert unread(consumer, positions, p0) == 0 and not backlog(0)  # offset 9 of 10 processed
+    positions[p0] = 5
+    assert unread(consumer, positions, p0) == 4 and backlog(0)
+    assert unread(consumer, positions, p1) == 0 and not backlog(1)  # nothing since the commit, none new
+    consumer._committed_offset[p1] = 3
+    assert backlog(1)  # resumes from offset 3 of 10
+    assert unread(consumer, positions, p2) is None and backlog(2)  # no fetch answer yet: not known done
+
+
+def test_a_partition_left_waiting_by_the_fetcher_keeps_holding_the_watermark() -> None:
+    wall = [0.0]
+    p0, p1 = TP("t.deliveries", 0), TP("t.deliveries", 1)
+    consumer = _LagConsumer({p0: 100, p1: 50}, {p0: 0, p1: 0})
+    positions: dict[Any, int] = {}
+    app = types.SimpleNamespace(consumer=consumer)
+    mark = Watermark(grace_s=60, idle_s=30, clock=lambda: wall[0],
+                     backlog=backlog_probe(app, "t.deliveries", positions))  # type: ignore[arg-type]  # fmt: skip
+    mark.observe(1000.0, 0), mark.observe(400.0, 1)
+    positions[p0], positions[p1] = 0, 0
+    wall[0] = 100.0  # partition 1 silent for 100 s of wall time, 49 messages unread
+    mark.observe(2000.0, 0)
+    positions[p0] = 1
+    assert mark.advance() == 400.0
+    positions[p1] = 49  # read to the end and still silent: now it is idle
+    assert mark.advance() == 2000.0
+
+
 def test_instance_id_and_heartbeat() -> None:
     import socket
 
@@ -98,6 +153,7 @@ def test_worker_uses_static_membership_no_standbys_and_rebuilds_every_table(tmp_
     tables = {table.name: table for table in pipeline.app.tables.values()}
     assert set(tables) == {store.value for store in Store} | {CHECKPOINTS_TABLE}
     assert all(isinstance(table, Table) and table._recover_callbacks for table in tables.values())
+    assert all(handler.event_clock.backlog is not None for handler in pipeline.handlers.values())
 
 
 # --- tables: every key in its own changelog partition --------------------------------------------
@@ -235,6 +291,20 @@ def test_the_handlers_rebuild_their_indexes_when_recovered() -> None:
     contacts.recovered(), customers.recovered()
     contacts.repeats.advance(8 * DAY), customers.scores.advance(30 * DAY)
     assert ctx.store(Store.CONTACTS) == {} and ctx.store(Store.FRUSTRATION) == {}
+
+
+def test_the_deliveries_handler_rebuilds_its_due_index_when_recovered() -> None:
+    ctx = Context.create(Settings(), Metrics(CollectorRegistry()))
+    deliveries = DeliveriesHandler(ctx)
+    assert deliveries.stores == (Store.ORDERS,)
+    elsewhere = DeliveryDelayMonitor({})  # the order as its previous owner left it in the changelog
+    elsewhere.process(DeliveryEvent("d1", 0.0, "shipped", "o-1", "c-1", "dhl", "north", promised_by=DAY))
+    ctx.store(Store.ORDERS).update(elsewhere.store)
+    assert deliveries.delays.next_due() is None  # restored under the handler's feet: not indexed yet
+    deliveries.recovered()
+    assert deliveries.delays.next_due() is not None
+    deliveries.delays.advance(30 * DAY)
+    assert ctx.store(Store.ORDERS) == {}  # checked and expired on this worker's clock
 
 
 def test_due_checks_run_only_up_to_the_time_they_are_given() -> None:
