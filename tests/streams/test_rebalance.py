@@ -300,10 +300,12 @@ def test_the_deliveries_handler_rebuilds_its_due_index_when_recovered() -> None:
     elsewhere = DeliveryDelayMonitor({})  # the order as its previous owner left it in the changelog
     elsewhere.process(DeliveryEvent("d1", 0.0, "shipped", "o-1", "c-1", "dhl", "north", promised_by=DAY))
     ctx.store(Store.ORDERS).update(elsewhere.store)
-    assert deliveries.delays.next_due() is None  # restored under the handler's feet: not indexed yet
+    # restored under the handler's feet: not indexed yet (one monitor per input partition)
+    assert all(monitor.next_due() is None for monitor in deliveries.monitors.values())
     deliveries.recovered()
-    assert deliveries.delays.next_due() is not None
-    deliveries.delays.advance(30 * DAY)
+    assert [monitor.next_due() is not None for monitor in deliveries.monitors.values()] == [True]
+    for monitor in deliveries.monitors.values():
+        monitor.advance(30 * DAY)
     assert ctx.store(Store.ORDERS) == {}  # checked and expired on this worker's clock
 
 
