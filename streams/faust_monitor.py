@@ -36,6 +36,7 @@ class ScrapeTimeMonitor(PrometheusMonitor):
         self._events_seen = 0
         self._table_ops: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._stream_labels: dict[Any, str] = {}
+        self._end_offsets: dict[Any, int] = {}
 
     # -- per message: plain counting only ----------------------------------------------------
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
@@ -68,6 +69,10 @@ class ScrapeTimeMonitor(PrometheusMonitor):
     def on_table_del(self, table: Any, key: Any) -> None:
         self._table_ops[(table.name, self.KEYS_DELETED)] += 1
 
+    def track_tp_end_offset(self, tp: Any, offset: int) -> None:
+        # Faust calls this for every fetched record (consumer.getmany): keep the last one.
+        self._end_offsets[tp] = offset
+
     # -- at scrape time ----------------------------------------------------------------------
     def flush(self) -> None:
         """Move the counts since the last flush into the ``faust_*`` families."""
@@ -94,6 +99,9 @@ class ScrapeTimeMonitor(PrometheusMonitor):
         m.total_events.inc(events)
         m.total_active_events.inc(events - self._events_out)
         self._events_out = 0
+        ends, self._end_offsets = self._end_offsets, {}
+        for tp, offset in ends.items():
+            m.topic_partition_end_offset.labels(topic=tp.topic, partition=tp.partition).set(offset)
         ops, self._table_ops = self._table_ops, defaultdict(int)
         for (table, operation), n in ops.items():
             m.table_operations.labels(table=f"table.{table}", operation=operation).inc(n)
