@@ -30,14 +30,24 @@ from streams.settings import Settings
 from tests.kafka_harness import isolated_settings, start_worker
 
 PROBES_PER_S = 10.0
+MIX_SHAPE = "mix of 3 streams"
 WARMUP_S = 5.0
 
 
 def _background(settings: Settings, rate: float, seconds: float, seed: int) -> list[tuple[str, bytes, bytes]]:
+    """About ``rate`` messages per second of the realistic mix for ``seconds``, event time = now
+    (clickstream batched as browser SDKs flush it: 20 events or 30 s, as bench_pipeline's mix)."""
     topics = {"clickstream": settings.topic_clickstream, "contacts": settings.topic_contacts,
               "deliveries": settings.topic_deliveries}  # fmt: skip
-    config = SimulationConfig(seed=seed, start=time.time(), sim_seconds=seconds, events_per_sim_second=rate)
-    return [(topics[stream], key, value) for stream, key, value in iter_encoded(config, batch_size=1)]
+
+    def generate(events_per_s: float) -> list[tuple[str, bytes, bytes]]:
+        config = SimulationConfig(seed=seed, start=time.time(), sim_seconds=seconds, events_per_sim_second=events_per_s)
+        encoded = iter_encoded(config, batch_size=20, max_delay=30.0)
+        return [(topics[stream], key, value) for stream, key, value in encoded]
+
+    # Events per message depend on the mix and the flush timer: measure it once, then scale.
+    trial = generate(rate * 2.5)
+    return generate(rate * 2.5 * rate * seconds / max(1, len(trial)))
 
 
 def _probe(i: int) -> tuple[bytes, bytes]:
@@ -112,8 +122,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rates", default="200", help="comma-separated messages/s")
     parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--max-from", type=Path, help="bench_pipeline --results JSON: add 50%% of its measured "
+                        "maximum (one worker, mix of 3 streams) to the rates")  # fmt: skip
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r]
+    if args.max_from is not None and args.max_from.exists():
+        mix = orjson.loads(args.max_from.read_bytes()).get(MIX_SHAPE)
+        if mix:
+            per_message = mix["events"] / mix["messages"]
+            rates.append(round(0.5 * mix["worker_events_per_s"] / per_message))
+            worker = mix["worker_events_per_s"]
+            print(f"50% of the measured maximum: {rates[-1]:,.0f} messages/s "
+                  f"(one worker, {worker:,.0f} events/s at {per_message:.2f} events/message)")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="cxpulse-latency-") as tmp:
         root = Path(tmp)
         broker = KafkaBroker(root / "kafka", port=free_port(), controller_port=free_port())
