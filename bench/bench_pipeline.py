@@ -44,8 +44,8 @@ from tests.kafka_harness import isolated_settings, produce, sample, start_worker
 
 #: name -> (simulator stream mix or None for its default, events per batch, SDK flush delay in s)
 SHAPES: dict[str, tuple[dict[str, float] | None, int, float]] = {
-    "clickstream, single events": ({"clickstream": 1.0}, 1, 30.0),
-    "clickstream, batches of 20": ({"clickstream": 1.0}, 20, 1e9),
+    "clickstream single events": ({"clickstream": 1.0}, 1, 30.0),
+    "clickstream batches of 20": ({"clickstream": 1.0}, 20, 1e9),
     "mix of 3 streams": (None, 20, 30.0),
 }
 

@@ -20,17 +20,20 @@ import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry
 
-from streams.app import faust_tuning, use_uvloop
-from streams.faust_monitor import ScrapeTimeMonitor
-from streams.faust_patches import apply as patch_faust
-
 STOCK = os.environ.get("FLOOR_STOCK") == "1"
 #: Ablation: leave out some of the worker's tuning (comma-separated: patch, uvloop, buffer, monitor).
 WITHOUT = set(os.environ.get("FLOOR_WITHOUT", "").split(",")) if not STOCK else {"patch", "uvloop", "buffer", "monitor"}
-if "patch" not in WITHOUT:
-    patch_faust()
-if "uvloop" not in WITHOUT:
-    use_uvloop()
+_tuning: dict[str, Any] = {}
+if not STOCK:  # imported only when used, so a stock run works on a checkout without them
+    from streams.app import faust_tuning, use_uvloop
+    from streams.faust_patches import apply as patch_faust
+
+    if "patch" not in WITHOUT:
+        patch_faust()
+    if "uvloop" not in WITHOUT:
+        use_uvloop()
+    if "buffer" not in WITHOUT:
+        _tuning = faust_tuning()
 
 app = faust.App(
     os.environ.get("FLOOR_APP_ID", "cxpulse-floor"),
@@ -39,10 +42,15 @@ app = faust.App(
     web_port=int(os.environ.get("FLOOR_WEB_PORT", "6099")),
     datadir=os.environ.get("FLOOR_DATADIR", "var/faust-floor"),
     consumer_auto_offset_reset="earliest",
-    **({} if "buffer" in WITHOUT else faust_tuning()),
+    **_tuning,
 )
 _metrics = FaustMetrics.create(CollectorRegistry(), "faust")
-app.monitor = PrometheusMonitor(metrics=_metrics) if "monitor" in WITHOUT else ScrapeTimeMonitor(metrics=_metrics)
+if "monitor" in WITHOUT:
+    app.monitor = PrometheusMonitor(metrics=_metrics)
+else:
+    from streams.faust_monitor import ScrapeTimeMonitor
+
+    app.monitor = ScrapeTimeMonitor(metrics=_metrics)
 _TARGET = int(os.environ.get("FLOOR_TARGET", "0"))
 _seen = {"n": 0, "t0": 0.0, "cpu0": 0.0}
 
