@@ -112,7 +112,7 @@ def _compile_builder(stream: Stream, struct: type[msgspec.Struct]) -> Callable[.
             args.append(f"{field.name}=s.{field.name}")
     namespace: dict[str, Any] = {"Model": model}
     exec(f"def build(s, to_ts):\n    return Model({', '.join(args)})", namespace)
-    return namespace["build"]  # type: ignore[no-any-return]
+    return namespace["build"]
 
 
 @cache

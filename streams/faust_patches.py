@@ -166,7 +166,8 @@ async def _finish(coro: Coroutine[Any, Any, Any], pending: Any) -> Any:
 async def _deliver(self: Consumer, message: Any) -> None:
     """``await wait_first(callback(message), suspend_flow.wait())`` without its four tasks when
     the callback does not block (the common case); Faust's race when it does."""
-    coro = self.callback(message)
+    # Faust types the callback as returning an Awaitable; it is the conductor's coroutine function.
+    coro = cast(Coroutine[Any, Any, Any], self.callback(message))
     if self.suspend_flow.is_set():
         await self.wait_first(coro, self.suspend_flow.wait())
         return
