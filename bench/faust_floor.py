@@ -2,9 +2,12 @@
 
 Started by :mod:`bench.bench_pipeline` as ``python -m bench.faust_floor worker``; configured by
 environment (``FLOOR_TOPICS``, ``FLOOR_TARGET``, ``FLOOR_APP_ID``, ``FLOOR_BOOTSTRAP``,
-``FLOOR_WEB_PORT``, ``FLOOR_DATADIR``). It prints one ``FLOOR <messages> <seconds>`` line when
-``FLOOR_TARGET`` messages were consumed (timed from the first) and exits. Same Faust settings
-as the real worker for consumption (raw bytes, earliest offsets, Faust's default sensors).
+``FLOOR_WEB_PORT``, ``FLOOR_DATADIR``). It prints one ``FLOOR <messages> <seconds> <CPU seconds>`` line when
+``FLOOR_TARGET`` messages were consumed (timed from the first) and exits. Configured like the
+real worker (raw bytes, earliest offsets, the pinned Faust patches, uvloop, the worker's stream
+buffer and its scrape-time Prometheus monitor: ``streams.app``); ``FLOOR_STOCK=1`` runs stock
+Faust instead (asyncio loop, Faust's defaults and its per-message Prometheus monitor), the
+"before" of the README's performance table.
 """
 
 from __future__ import annotations
@@ -14,6 +17,23 @@ import time
 from typing import Any
 
 import faust
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from prometheus_client import CollectorRegistry
+
+STOCK = os.environ.get("FLOOR_STOCK") == "1"
+#: Ablation: leave out some of the worker's tuning (comma-separated: patch, uvloop, buffer, monitor).
+WITHOUT = set(os.environ.get("FLOOR_WITHOUT", "").split(",")) if not STOCK else {"patch", "uvloop", "buffer", "monitor"}
+_tuning: dict[str, Any] = {}
+if not STOCK:  # imported only when used, so a stock run works on a checkout without them
+    from streams.app import faust_tuning, use_uvloop
+    from streams.faust_patches import apply as patch_faust
+
+    if "patch" not in WITHOUT:
+        patch_faust()
+    if "uvloop" not in WITHOUT:
+        use_uvloop()
+    if "buffer" not in WITHOUT:
+        _tuning = faust_tuning()
 
 app = faust.App(
     os.environ.get("FLOOR_APP_ID", "cxpulse-floor"),
@@ -22,18 +42,28 @@ app = faust.App(
     web_port=int(os.environ.get("FLOOR_WEB_PORT", "6099")),
     datadir=os.environ.get("FLOOR_DATADIR", "var/faust-floor"),
     consumer_auto_offset_reset="earliest",
+    **_tuning,
 )
+_metrics = FaustMetrics.create(CollectorRegistry(), "faust")
+if "monitor" in WITHOUT:
+    app.monitor = PrometheusMonitor(metrics=_metrics)
+else:
+    from streams.faust_monitor import ScrapeTimeMonitor
+
+    app.monitor = ScrapeTimeMonitor(metrics=_metrics)
 _TARGET = int(os.environ.get("FLOOR_TARGET", "0"))
-_seen = {"n": 0, "t0": 0.0}
+_seen = {"n": 0, "t0": 0.0, "cpu0": 0.0}
 
 
 async def _count(stream: Any) -> None:
     async for _event in stream.events():
         if _seen["n"] == 0:
             _seen["t0"] = time.perf_counter()
+            _seen["cpu0"] = time.process_time()
         _seen["n"] += 1
         if _seen["n"] >= _TARGET:
-            print(f"FLOOR {_seen['n']} {time.perf_counter() - _seen['t0']:.3f}", flush=True)
+            cpu = time.process_time() - _seen["cpu0"]
+            print(f"FLOOR {_seen['n']} {time.perf_counter() - _seen['t0']:.3f} {cpu:.3f}", flush=True)
             os._exit(0)  # the measurement is all we came for
 
 

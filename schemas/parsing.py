@@ -21,6 +21,7 @@ import fastjsonschema
 import orjson
 
 from schemas.exceptions import UnknownStreamError
+from schemas.fast_parse import parse_valid
 from schemas.models import MODEL_BY_STREAM, TIMESTAMP_FIELDS, Event, Stream
 
 SCHEMA_VERSION = 1
@@ -123,7 +124,29 @@ def parse_message(
     max_message_bytes: int = 1_048_576,
     max_batch_events: int = 1000,
 ) -> ParseResult:
-    """Decode one Kafka message value of ``stream`` into events and rejections."""
+    """Decode one Kafka message value of ``stream`` into events and rejections.
+
+    Valid messages take msgspec's one-pass fast path (:mod:`schemas.fast_parse`, types generated
+    from the same schema files); anything it does not accept is judged by
+    :func:`parse_message_checked`, which gives every rejection its reason and detail.
+    """
+    if len(raw) <= max_message_bytes:
+        valid = parse_valid(stream, raw, max_batch_events, parse_timestamp, EARLIEST_TS, LATEST_TS)
+        if valid is not None:
+            result = ParseResult()
+            result.events, result.event_indices = valid
+            return result
+    return parse_message_checked(stream, raw, max_message_bytes=max_message_bytes, max_batch_events=max_batch_events)
+
+
+def parse_message_checked(
+    stream: Stream,
+    raw: bytes,
+    *,
+    max_message_bytes: int = 1_048_576,
+    max_batch_events: int = 1000,
+) -> ParseResult:
+    """:func:`parse_message` without the fast path: orjson, then each event's compiled JSON Schema."""
     result = ParseResult()
     if len(raw) > max_message_bytes:
         result.rejections.append(

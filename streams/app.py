@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import faust
 from faust.exceptions import NotReady
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.sensors.prometheus import FaustMetrics
 from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
@@ -34,6 +34,7 @@ from streams.customers import CustomersHandler
 from streams.deadletters import Source
 from streams.deliveries import DeliveriesHandler
 from streams.event_time import Watermark
+from streams.faust_monitor import ScrapeTimeMonitor
 from streams.faust_patches import apply as patch_faust
 from streams.faust_patches import committed_offset
 from streams.metrics import Metrics
@@ -113,12 +114,33 @@ def _expose_metrics(app: faust.App, metrics: Metrics) -> None:
         registry=registry,
     )
     faust_metrics = faust_metrics._replace(events_runtime_latency=_SecondsHistogram(runtime))  # type: ignore[arg-type]
-    app.monitor = PrometheusMonitor(metrics=faust_metrics)
+    monitor = ScrapeTimeMonitor(metrics=faust_metrics)
+    app.monitor = monitor
 
     @app.page("/metrics")
     async def metrics_page(self: View, request: Request) -> Response:
+        monitor.flush()
         # CONTENT_TYPE_LATEST carries its own charset; aiohttp wants it as a raw header.
         return self.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+#: Messages Faust buffers per stream before the consumer waits (Faust's default 4096). Measured
+#: on the bench (README, Performance): a larger buffer lets one fetch feed the agents without the
+#: consumer blocking and waking per message; 16 Ki small JSON messages are a few MiB per stream.
+STREAM_BUFFER_MAXSIZE = 16384
+
+
+def use_uvloop() -> None:
+    """Run the worker on uvloop (set before Faust creates its loop)."""
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def faust_tuning() -> dict[str, Any]:
+    """Faust settings chosen for throughput, shared with the bench's no-op Faust worker
+    (``bench/faust_floor.py``) so that the two measure the same Faust."""
+    return {"stream_buffer_maxsize": STREAM_BUFFER_MAXSIZE}
 
 
 def create_app(settings: Settings | None = None, metrics: Metrics | None = None) -> Pipeline:
@@ -154,6 +176,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
         # No standby copies: the memory store re-reads whole changelogs on every assignment anyway,
         # and standby keys would show in the tables the detectors iterate (and expire).
         table_standby_replicas=0,
+        **faust_tuning(),
     )
     _expose_metrics(app, metrics)
     pipeline = Pipeline(app, settings, metrics)

@@ -72,16 +72,29 @@ def topics_create() -> None:
 def worker(
     web_port: Annotated[int | None, typer.Option(help="Port of /metrics (default CXPULSE_WEB_PORT).")] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes in one consumer group on this host; process i serves /metrics on the web "
+            "port + i (scrape them all). At most CXPULSE_PARTITIONS of them get work.",
+        ),
+    ] = 1,
 ) -> None:
     """Run a stream-processing worker (joins the consumer group; serves /metrics)."""
     if web_port is not None:
         os.environ["CXPULSE_WEB_PORT"] = str(web_port)
         get_settings.cache_clear()
+    if processes > 1:
+        from streams.processes import run_processes
+
+        raise typer.Exit(run_processes(get_settings(), processes, loglevel))
     from faust.worker import Worker
 
-    from streams.app import create_app
+    from streams.app import create_app, use_uvloop
     from streams.broker_access import check_worker_access
 
+    use_uvloop()
     # Wrong credentials stop the worker with one clear line (and the orchestrator restarts it
     # with back-off, visibly) instead of Faust's "Unable to bootstrap" traceback.
     check_worker_access(get_settings())
@@ -105,7 +118,7 @@ def replay(
     from faust.worker import Worker
 
     from schemas.parsing import parse_timestamp
-    from streams.app import create_app
+    from streams.app import create_app, use_uvloop
     from streams.broker_access import check_worker_access
     from streams.exceptions import ConfigurationError
     from streams.replay import default_group, prepare
@@ -124,6 +137,7 @@ def replay(
         typer.echo(f"cxpulse replay: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"replaying into consumer group {name} (signals topic {replay_settings.topic_signals})", err=True)
+    use_uvloop()
     Worker(create_app(replay_settings).app, loglevel=loglevel).execute_from_commandline()
 
 
@@ -225,12 +239,13 @@ def tail(
 def demo(
     rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 300.0,
     speedup: Annotated[float, typer.Option(help="Event-time seconds per wall second.")] = 60.0,
+    processes: Annotated[int, typer.Option(min=1, help="Worker processes (cxpulse worker --processes).")] = 1,
 ) -> None:
     """Kafka + topics + worker + Prometheus + Alertmanager + simulator; Ctrl-C stops all."""
     from deploy.local.demo import run_demo
     from deploy.local.settings import get_local_settings
 
-    run_demo(get_local_settings(), rate=rate, speedup=speedup)
+    run_demo(get_local_settings(), rate=rate, speedup=speedup, processes=processes)
 
 
 @grafana_cli.command("generate")

@@ -86,7 +86,7 @@ def _stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
         proc.wait(5)
 
 
-def run_demo(settings: LocalSettings, rate: float = 300.0, speedup: float = 60.0) -> None:
+def run_demo(settings: LocalSettings, rate: float = 300.0, speedup: float = 60.0, processes: int = 1) -> None:
     from deploy.local import monitoring as ops
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -115,10 +115,13 @@ def run_demo(settings: LocalSettings, rate: float = 300.0, speedup: float = 60.0
         threading.Thread(target=pager.serve_forever, daemon=True).start()
         cleanup.append(("pager", pager.shutdown))
 
-        worker = _spawn(["worker"], "worker.log", settings)
+        worker = _spawn(["worker", "--processes", str(processes)], "worker.log", settings)
         cleanup.append(("worker", lambda: _stop_process(worker)))
-        metrics_url = f"http://{settings.web_host}:{settings.web_port}/metrics"
-        _wait_http(metrics_url, worker, 120)
+        # `cxpulse worker --processes N`: process i serves /metrics on the web port + i; scrape each.
+        worker_targets = [f"{settings.web_host}:{settings.web_port + i}" for i in range(processes)]
+        metrics_url = f"http://{worker_targets[0]}/metrics"
+        for target in worker_targets:
+            _wait_http(f"http://{target}/metrics", worker, 120)
 
         alertmanager = ops.start_alertmanager(
             port=settings.alertmanager_port,
@@ -130,7 +133,7 @@ def run_demo(settings: LocalSettings, rate: float = 300.0, speedup: float = 60.0
         prometheus = ops.start_prometheus(
             port=settings.prometheus_port,
             data_dir=settings.data_dir / "prometheus",
-            targets=[f"{settings.web_host}:{settings.web_port}"],
+            targets=worker_targets,
             alertmanagers=[f"127.0.0.1:{settings.alertmanager_port}"],
         )
         cleanup.append(("Prometheus", lambda: ops.stop(prometheus)))

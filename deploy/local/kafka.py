@@ -212,8 +212,12 @@ class KafkaBroker:
             cluster_id = _base64_uuid()
             scram = self.secured.scram_arguments() if self.secured else []
             # The arguments carry SCRAM passwords: a failure reports the tool's output, never the command.
+            # --cluster-id=ID in one argument: a random id may start with "-", which the tool's
+            # argument parser would take for an option ("expected one argument").
             formatted = subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), *scram),
+                self._java(
+                    libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config), *scram
+                ),
                 capture_output=True,
                 text=True,
             )

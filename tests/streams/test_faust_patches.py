@@ -12,6 +12,8 @@ from typing import Any
 import faust
 import pytest
 from faust.types import TP
+from mode import Service
+from mode.utils.locks import Event
 
 from streams import faust_patches
 from streams.faust_patches import FAUST_VERSION, PINNED, drifted, on_partitions_revoked, pinned_function, source_digest
@@ -165,3 +167,86 @@ def test_a_flush_waits_for_what_was_buffered_when_called_not_for_an_empty_buffer
     sent_before, left = asyncio.run(scenario())
     assert len(sent_before) == 3  # everything buffered before the call was handed over
     assert left > 0  # and it did not wait for the agent's later writes
+
+
+class _Draining(Service):
+    """The parts of a Faust consumer that the patched per-message delivery touches."""
+
+    def __init__(self, callback: Any) -> None:
+        super().__init__()
+        self.callback = callback
+        self.suspend_flow = Event()
+
+
+def _tasks_created_by(consumer: _Draining, messages: list[int]) -> int:
+    """Deliver ``messages`` on a fresh loop; how many tasks the deliveries created."""
+    created = 0
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        factory = loop.get_task_factory()
+
+        def counting(loop: Any, c: Any, **kw: Any) -> Any:
+            nonlocal created
+            created += 1
+            return factory(loop, c, **kw) if factory else asyncio.Task(c, loop=loop, **kw)
+
+        loop.set_task_factory(counting)
+        for message in messages:
+            await faust_patches._deliver(consumer, message)  # type: ignore[arg-type]
+        loop.set_task_factory(factory)  # asyncio.run's own shutdown tasks are not counted
+
+    asyncio.run(main())
+    return created
+
+
+def test_a_callback_that_does_not_block_runs_inline_without_tasks() -> None:
+    delivered: list[int] = []
+
+    async def callback(message: int) -> None:
+        delivered.append(message)
+
+    created = _tasks_created_by(_Draining(callback), [0, 1, 2])
+    assert delivered == [0, 1, 2] and created == 0
+
+
+def test_a_blocked_callback_finishes_when_unblocked() -> None:
+    steps: list[str] = []
+
+    async def callback(message: int) -> None:
+        steps.append("start")
+        await asyncio.sleep(0.01)  # a full stream buffer that drains
+        steps.append("done")
+
+    created = _tasks_created_by(_Draining(callback), [1])
+    assert steps == ["start", "done"] and created > 0  # Faust's race, only when it blocked
+
+
+def test_a_blocked_callback_is_interrupted_when_flow_is_suspended() -> None:
+    steps: list[str] = []
+
+    async def callback(message: int) -> None:
+        steps.append("start")
+        try:
+            await asyncio.Event().wait()  # a buffer that never drains
+        except asyncio.CancelledError:
+            steps.append("cancelled")
+            raise
+
+    async def run() -> None:
+        consumer = _Draining(callback)
+        delivery = asyncio.ensure_future(faust_patches._deliver(consumer, 1))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        consumer.suspend_flow.set()  # a rebalance stops the flow: Faust gives up on the callback
+        await asyncio.wait_for(delivery, 5)
+
+    asyncio.run(run())
+    assert steps == ["start", "cancelled"]
+
+
+def test_an_error_in_the_callback_propagates() -> None:
+    async def callback(message: int) -> None:
+        raise ValueError(message)
+
+    with pytest.raises(ValueError):
+        asyncio.run(faust_patches._deliver(_Draining(callback), 1))  # type: ignore[arg-type]

@@ -1,0 +1,158 @@
+"""Append -> notification latency through the real broker and one real worker.
+
+Live simulated traffic (the realistic mix of the three streams, event time = now) is produced
+at a fixed rate in messages per second; among it, ten times a second, a detractor survey
+answer of a customer never seen before (so no cooldown or cap applies). Each becomes a
+``detractor_followup`` notification after two Kafka hops (``cx.contacts`` -> worker ->
+``cx.signals`` -> worker -> ``cx.notifications``). Latency is the time from the producer's
+``produce()`` of the survey to the notification's arrival at a consumer of
+``cx.notifications`` (same host, same clock). The first seconds (group settling) are left out.
+
+Prints p50 / p99 / max per rate; no assertion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from deploy.local.kafka import KafkaBroker
+from deploy.local.processes import free_port
+from deploy.simulator.simulation import SimulationConfig, iter_encoded
+from streams.settings import Settings
+from tests.kafka_harness import isolated_settings, start_worker
+
+PROBES_PER_S = 10.0
+MIX_SHAPE = "mix of 3 streams"
+WARMUP_S = 5.0
+
+
+def _background(settings: Settings, rate: float, seconds: float, seed: int) -> list[tuple[str, bytes, bytes]]:
+    """About ``rate`` messages per second of the realistic mix for ``seconds``, event time = now
+    (clickstream batched as browser SDKs flush it: 20 events or 30 s, as bench_pipeline's mix)."""
+    topics = {"clickstream": settings.topic_clickstream, "contacts": settings.topic_contacts,
+              "deliveries": settings.topic_deliveries}  # fmt: skip
+
+    def generate(events_per_s: float) -> list[tuple[str, bytes, bytes]]:
+        config = SimulationConfig(seed=seed, start=time.time(), sim_seconds=seconds, events_per_sim_second=events_per_s)
+        encoded = iter_encoded(config, batch_size=20, max_delay=30.0)
+        return [(topics[stream], key, value) for stream, key, value in encoded]
+
+    # Events per message depend on the mix and the flush timer: measure it once, then scale.
+    trial = generate(rate * 2.5)
+    return generate(rate * 2.5 * rate * seconds / max(1, len(trial)))
+
+
+def _probe(i: int) -> tuple[bytes, bytes]:
+    customer = f"latency-probe-{i}"
+    ts = datetime.now(UTC).isoformat()
+    event = {"event_id": f"{customer}-survey", "ts": ts, "type": "survey_response", "customer_id": customer,
+             "contact_id": None, "csat": 1}  # fmt: skip
+    return customer.encode(), orjson.dumps(event)
+
+
+def measure(settings: Settings, rate: float, seconds: float, seed: int = 11) -> list[float]:
+    """Latencies (s) of the probes produced after the warm-up, at ``rate`` messages/s in all."""
+    records = _background(settings, rate, seconds, seed)
+    sent: dict[bytes, float] = {}
+    received: dict[bytes, float] = {}
+    done = threading.Event()
+
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"latency-{time.time_ns()}",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 10})  # fmt: skip
+    parts = consumer.list_topics(settings.topic_notifications, timeout=10).topics[settings.topic_notifications]
+    tps = [TopicPartition(settings.topic_notifications, p) for p in parts.partitions]
+    ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps]
+    consumer.assign([TopicPartition(tp.topic, tp.partition, end) for tp, end in zip(tps, ends, strict=True)])
+
+    def read() -> None:
+        while not done.is_set():
+            for msg in consumer.consume(1000, timeout=0.05):
+                if msg.error() is None and msg.key() in sent and msg.key() not in received:
+                    received[msg.key()] = time.time()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 1})
+    every = max(1, round(rate / PROBES_PER_S))
+    started = time.monotonic()
+    probes = 0
+    for i, (topic, key, value) in enumerate(records):
+        ahead = started + i / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+        if i % every == 0:
+            key, value = _probe(probes)
+            topic = settings.topic_contacts
+            probes += 1
+            sent[key] = time.time()
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(60)
+    deadline = time.monotonic() + 30
+    while len(received) < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    done.set()
+    reader.join(5)
+    consumer.close()
+    first = min(sent.values()) + WARMUP_S
+    missing = sum(1 for k in sent if k not in received)
+    if missing:
+        print(f"  {missing} of {len(sent)} probes got no notification within 30 s", flush=True)
+    return sorted(received[k] - t for k, t in sent.items() if t >= first and k in received)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rates", default="200", help="comma-separated messages/s")
+    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--max-from", type=Path, help="bench_pipeline --results JSON: add 50%% of its measured "
+                        "maximum (one worker, mix of 3 streams) to the rates")  # fmt: skip
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",") if r]
+    if args.max_from is not None and args.max_from.exists():
+        mix = orjson.loads(args.max_from.read_bytes()).get(MIX_SHAPE)
+        if mix:
+            per_message = mix["events"] / mix["messages"]
+            rates.append(round(0.5 * mix["worker_events_per_s"] / per_message))
+            worker = mix["worker_events_per_s"]
+            print(f"50% of the measured maximum: {rates[-1]:,.0f} messages/s "
+                  f"(one worker, {worker:,.0f} events/s at {per_message:.2f} events/message)")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="cxpulse-latency-") as tmp:
+        root = Path(tmp)
+        broker = KafkaBroker(root / "kafka", port=free_port(), controller_port=free_port())
+        broker.start()
+        try:
+            print(f"{'messages/s':>11} {'probes':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}", flush=True)
+            for rate in rates:
+                settings = isolated_settings(broker.bootstrap, root / "var", partitions=4)
+                worker = start_worker(settings, root / "logs")
+                try:
+                    lat = measure(settings, rate, args.seconds)
+                finally:
+                    worker.stop()
+                print(f"{rate:>11,.0f} {len(lat):>7} {1000 * percentile(lat, 0.5):>8.0f} "
+                      f"{1000 * percentile(lat, 0.99):>8.0f} {1000 * (max(lat) if lat else float('nan')):>8.0f}",
+                      flush=True)  # fmt: skip
+        finally:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()

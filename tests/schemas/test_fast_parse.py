@@ -1,0 +1,98 @@
+"""The msgspec fast path (``schemas/fast_parse.py``) gives what the full path gives.
+
+``parse_message`` takes the fast path for valid input and the full path
+(``parse_message_checked``: orjson + the compiled JSON Schema) for everything else; both must
+agree on every message, or the fast path would change what cxpulse accepts.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from deploy.simulator.simulation import SimulationConfig, batch_messages, generate
+from schemas import Stream
+from schemas.fast_parse import decoder
+from schemas.parsing import parse_message, parse_message_checked
+
+T = "2026-03-02T10:00:00Z"
+CLICK = {"event_id": "e", "ts": T, "type": "click", "session_id": "s", "page": "/p", "element": "#b"}
+
+
+def _same(stream: Stream, raw: bytes) -> None:
+    fast, full = parse_message(stream, raw, max_batch_events=5), parse_message_checked(stream, raw, max_batch_events=5)
+    assert fast.events == full.events
+    assert fast.event_indices == full.event_indices
+    assert fast.rejections == full.rejections
+
+
+def test_the_hot_streams_have_a_fast_path() -> None:
+    # contacts uses "integer" and "enum" (channel): it takes the full path until the generator mirrors them.
+    assert decoder(Stream.CLICKSTREAM) is not None and decoder(Stream.DELIVERIES) is not None
+
+
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_simulated_traffic_parses_the_same(batch_size: int) -> None:
+    config = SimulationConfig(seed=5, sim_seconds=1800, events_per_sim_second=20.0)
+    messages = list(batch_messages(generate(config), batch_size, 30.0))
+    assert len(messages) > 1000
+    for msg in messages:
+        _same(Stream(msg.stream), orjson.dumps(msg.events if msg.batch else msg.events[0]))
+
+
+EDGE_CASES = [
+    CLICK,
+    [CLICK, {**CLICK, "event_id": "f"}],
+    [],
+    [CLICK] * 6,  # over max_batch_events
+    [CLICK, {**CLICK, "type": "teleport"}],
+    {**CLICK, "message": "carried as given", "success": "not validated on a click"},
+    {**CLICK, "extra": {"nested": [1, 2]}},
+    {**CLICK, "ts": "2026-03-02T10:00:00z"},
+    {**CLICK, "ts": "2026-03-02T10:00:00"},
+    {**CLICK, "ts": "1999-12-31T23:59:59Z"},
+    {**CLICK, "ts": "not a time"},
+    {**CLICK, "ts": 12},
+    {**CLICK, "x": 1, "y": 2.5},
+    {**CLICK, "x": "1"},
+    {**CLICK, "x": True},
+    {**CLICK, "no_response": 1},
+    {**CLICK, "page": "no-slash"},
+    {**CLICK, "page": ""},
+    {**CLICK, "page": "/" + "é" * 2047},
+    {**CLICK, "page": "/" + "é" * 2048},
+    {**CLICK, "event_id": "x" * 128},
+    {**CLICK, "event_id": "x" * 129},
+    {**CLICK, "customer_id": None},
+    {**CLICK, "customer_id": ""},
+    {**CLICK, "element": None},
+    {k: v for k, v in CLICK.items() if k != "element"},
+    {**CLICK, "type": "login", "success": False},
+    {**CLICK, "type": "login", "success": None},
+    {**CLICK, "type": None},
+    "a string",
+    12,
+    None,
+]
+
+
+@pytest.mark.parametrize("doc", EDGE_CASES)
+def test_edge_cases_parse_the_same(doc: object) -> None:
+    _same(Stream.CLICKSTREAM, orjson.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"{", b"\xff\xfe", b'{"a": 1} trailing', b'{"event_id": "e", "event_id": "f"}', orjson.dumps(CLICK) + b" "],
+)
+def test_undecodable_bytes_parse_the_same(raw: bytes) -> None:
+    _same(Stream.CLICKSTREAM, raw)
+
+
+def test_deliveries_edge_cases_parse_the_same() -> None:
+    base = {"event_id": "d", "ts": T, "type": "created", "order_id": "o", "customer_id": "c", "carrier": "dhl",
+            "region": "north", "promised_by": T}  # fmt: skip
+    for doc in (base, {**base, "eta": T}, {**base, "eta": None}, {**base, "promised_by": "soon"},
+                {**base, "promised_by": "2150-01-01T00:00:00Z"}, {k: v for k, v in base.items() if k != "promised_by"},
+                {**base, "type": "delivered"}, {**base, "type": "lost"}):  # fmt: skip
+        _same(Stream.DELIVERIES, orjson.dumps(doc))
