@@ -83,7 +83,8 @@ def test_edge_cases_parse_the_same(doc: object) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"{", b"\xff\xfe", b'{"a": 1} trailing', b'{"event_id": "e", "event_id": "f"}', orjson.dumps(CLICK) + b" "],
+    [b"", b"{", b"\xff\xfe", b'{"a": 1} trailing', b'{"event_id": "e", "event_id": "f"}', orjson.dumps(CLICK) + b" ",
+     orjson.dumps(CLICK)[:-1] + b',"extra":1e400}', orjson.dumps(CLICK)[:-1] + b',"extra":' + b"9" * 400 + b"}"],
 )
 def test_undecodable_bytes_parse_the_same(raw: bytes) -> None:
     _same(Stream.CLICKSTREAM, raw)
