@@ -57,6 +57,7 @@ import requests
 
 from deploy.local.processes import free_port
 from deploy.simulator.simulation import DEFAULT_START, Incident, Simulation, SimulationConfig, batch_messages, encode
+from schemas.parsing import parse_timestamp
 from streams.settings import Settings
 from tests.kafka_harness import (
     LiveTraffic,
@@ -243,6 +244,10 @@ def id_differences(got: RunOutputs, want: RunOutputs) -> tuple[OutputDiff, Outpu
     notifications, alerts = OutputDiff(got.notifications, want.notifications), OutputDiff(got.alerts, want.alerts)
     print(notifications.summary("notifications"))
     print(alerts.summary("alerts"))
+    # A notification whose candidate both runs proposed was decided by the customers' policy
+    # (cooldown, daily cap, priority): show what else the customer got around it in each run.
+    proposed = set.intersection(*(set().union(*candidate_ids(run).values()) for run in (got, want)))
+    sent = {"want": by_customer(want), "got": by_customer(got)}
     for name, diff in (("notification", notifications), ("alert", alerts)):
         for what, ids, source in (("missing", diff.lost, diff.want), ("extra", diff.extra, diff.got)):
             for i in sorted(ids, key=lambda i: source[i][0]):
@@ -251,6 +256,12 @@ def id_differences(got: RunOutputs, want: RunOutputs) -> tuple[OutputDiff, Outpu
                 about = data.get("series") or event.get("subject")
                 print(f"  {what} {name} {event['type'].rsplit('.', 1)[-1]} {about} at {event['time']} "
                       f"{data.get('status', '')}")  # fmt: skip
+                customer = data.get("customer_id")
+                if name == "notification" and i in proposed and customer:
+                    t = parse_timestamp(event["time"])
+                    around = {run: nearby(sent[run].get(customer, []), t) for run in sent}
+                    print(f"    candidate in both runs (a policy decision); the customer's other notifications "
+                          f"within a day, reference: {around['want']}, this run: {around['got']}")  # fmt: skip
     for name, diff in (("notification", notifications), ("alert", alerts)):
         for (kind, fields), n in sorted(changed_fields(diff).items()):
             print(f"  {n} {name}s {kind} with the same id and other content: {', '.join(fields)}")
@@ -261,6 +272,22 @@ def id_differences(got: RunOutputs, want: RunOutputs) -> tuple[OutputDiff, Outpu
               for k in kinds]  # fmt: skip
     print("candidates (before the policy) missing/extra by kind: " + ", ".join(f"{k} -{a}/+{b}" for k, a, b in counts))
     return notifications, alerts
+
+
+def by_customer(run: RunOutputs) -> dict[str, list[tuple[float, str]]]:
+    """customer -> (event time, short type) of every notification ``run`` sent them."""
+    out: dict[str, list[tuple[float, str]]] = {}
+    for copies in run.notifications.values():
+        event = orjson.loads(copies[0])
+        customer = event["data"].get("customer_id")
+        if customer:
+            out.setdefault(customer, []).append((parse_timestamp(event["time"]), event["type"].rsplit(".", 1)[-1]))
+    return out
+
+
+def nearby(sent: list[tuple[float, str]], t: float) -> list[str]:
+    """The notifications of ``sent`` within a day of ``t`` (itself excluded), as type@offset."""
+    return [f"{kind}@{(at - t) / 3600:+.1f}h" for at, kind in sorted(sent) if 0 < abs(at - t) <= DAY]
 
 
 def candidate_ids(run: RunOutputs) -> dict[str, set[str]]:
