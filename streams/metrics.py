@@ -195,6 +195,13 @@ class Metrics:
             ["stream"],
             registry=r,
         )
+        self.series_late_events = Counter(
+            "cxpulse_series_late_events",
+            "Series observations left out upstream: their input partition had already emitted the "
+            "step (late by more than the grace, or reported as idle at the watermark meanwhile).",
+            ["stream"],
+            registry=r,
+        )
 
         # --- notifications -------------------------------------------------------------------
         self.notifications = Counter("cxpulse_notifications", "Proactive notifications sent.", ["type"], registry=r)

@@ -119,6 +119,9 @@ class SeriesPartials:
         self.partitions = settings.partitions  # of cx.series: progress goes to each
         self.meta: dict[str, tuple[dict[str, str], str]] = {}  # series -> labels, kind
         self.late_events = 0
+        # Exported so a run can tell lost observations (e.g. a partition with a backlog taken
+        # for idle and reported at the watermark) from a detector's own decision.
+        self._late_metric = ctx.metrics.series_late_events.labels(stream.value)
         self._states: dict[int, _Upstream] = {}
         self._current: _Upstream | None = None
         self._pending: list[Record] = []
@@ -150,6 +153,7 @@ class SeriesPartials:
         k = int(ts // self.step_s)
         if state.through is not None and k <= state.through:
             self.late_events += 1
+            self._late_metric.inc()
             return
         if series not in self.meta:
             self.meta[series] = (dict(labels), kind)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.inprocess import GOLDEN_WORLD, run_world
+from tests.inprocess import GOLDEN_WORLD, Fleet, run_world, world_messages
 
 PARTITIONS = 4
 
@@ -38,6 +38,19 @@ def test_series_alerts_do_not_depend_on_the_interleaving(live_and_skewed) -> Non
     # Series steps close when every partition passed them (streams/series.py): exact.
     assert live.alert_ids
     assert skewed.alert_ids == live.alert_ids
+
+
+def test_copies_of_messages_change_no_output(live_and_skewed) -> None:
+    live, _ = live_and_skewed
+    # The Kafka catch-up test (test_fleet_kafka.py) skews consumption by following every message
+    # of partitions 1-3 with two exact copies: the per-partition dedup must make them no-ops.
+    fleet = Fleet(partitions=PARTITIONS)
+    for message in world_messages(GOLDEN_WORLD, partitions=PARTITIONS):
+        for _ in range(1 if message.partition == 0 else 3):
+            fleet.feed(message)
+    assert live.alert_ids and live.notification_ids
+    assert fleet.result.alert_ids == live.alert_ids
+    assert fleet.result.notification_ids == live.notification_ids
 
 
 @pytest.mark.xfail(
