@@ -2,7 +2,8 @@
 
 The handlers are the ones the worker runs; ``cx.signals`` records are handed to the customers
 handler of their partition (the customer's, or the one a progress record names) as soon as they
-are produced, ``cx.series`` records to the series owner of their partition (:class:`Fleet` keeps them as a log, so an owner can re-read it
+are produced, ``cx.series`` records to the series owner of their partition (:class:`Fleet` keeps
+them as a log, so an owner can re-read it
 after a crash). The result is the set of CloudEvent ids on ``cx.alerts`` and
 ``cx.notifications``: a function of the input alone, so the same world must always give the
 same ids, whatever the code's layout. A :class:`Fleet` may split the partitions between several
