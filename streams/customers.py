@@ -18,13 +18,18 @@ signal at or above it is **held** in the customer's changelogged store (:data:`S
 an in-memory due index rebuilt on recovery), so a crash or a rebalance loses none; when the
 watermark passes signals, they are released and processed in ``(ts, customer, kind, source id)``
 order: login streaks, frustration score, then the policy on the candidates of each (customer,
-ts). The progress map is not checkpointed: it is re-learnt from the next progress records (every
-input partition reports within ``CXPULSE_SIGNALS_PROGRESS_SECONDS`` of its event time), and
-until then signals are held, which delays decisions and never changes them.
+ts). The progress map is not checkpointed: after a restart it is re-learnt from the next progress
+records (every input partition reports within ``CXPULSE_SIGNALS_PROGRESS_SECONDS`` of its event
+time), and until then signals are held, which delays decisions and never changes them; a
+checkpoint would save that one interval of waiting at the cost of a write per commit. An input
+partition that has *never* reported since the agent started holds the watermark back for at most
+``CXPULSE_IDLE_PARTITION_SECONDS`` (wall time, liveness only), so a stream with no traffic at all
+cannot stop every ordered notification.
 
 *Arrival order remains* for a signal that arrives below the watermark (its event was late or out
-of order in its input partition, or came from an idle partition's later events): it is processed
-at once, against whatever was released before it.
+of order in its input partition, came from an idle partition's later events, or from a stream
+that started after the never-reported rule left it out): it is processed at once, against
+whatever was released before it.
 
 **Transactional types decide at once.** Candidates of ``CXPULSE_IMMEDIATE_NOTIFICATION_TYPES``
 (default delivery_delayed, delivery_failed) are decided when they arrive, with duplicate
@@ -95,6 +100,10 @@ class CustomersHandler:
         #: per owned cx.signals partition: (stream, input partition) -> through
         self.progress: dict[int, dict[tuple[str, int], float]] = {}
         self.marks: dict[int, float] = {}  # per owned cx.signals partition: its signals watermark
+        self._wall = ctx.clock
+        self._idle_s = s.idle_partition_seconds
+        self._first_progress: dict[int, float] = {}  # per partition: wall time of its first progress record
+        self._live: set[int] = set()  # partitions with progress since the last recovery (owned)
         self.held = ctx.store(Store.HELD)  # customer -> {"partition": p, "signals": [signal dicts]}
         self._due: dict[int, DueIndex] = {}  # per partition: customer -> earliest held ts
         self.scores = FrustrationScore(
@@ -173,11 +182,16 @@ class CustomersHandler:
     def _progress(self, partition: int, upstream: tuple[str, int], through: float, out: Outputs) -> None:
         if upstream not in self.upstream:
             return  # a stream or partition this fleet does not have (settings differ): ignore
+        self._live.add(partition)
+        first = self._first_progress.setdefault(partition, self._wall())
         progress = self.progress.setdefault(partition, {})
         if through <= progress.get(upstream, -math.inf):
             return
         progress[upstream] = through
-        if len(progress) < len(self.upstream):
+        if len(progress) < len(self.upstream) and self._wall() - first < self._idle_s:
+            # An input partition that has never reported holds everything back, for at most
+            # CXPULSE_IDLE_PARTITION_SECONDS: a stream with no traffic at all must not stop
+            # every ordered notification (liveness only; one that reported once always counts).
             return
         mark = min(progress.values())
         if mark <= self.marks.get(partition, -math.inf):
@@ -273,12 +287,9 @@ class CustomersHandler:
         self.scores.rebuild_index()
         self.logins.rebuild_index()
         self.rebuild_held_index()
-        # The progress maps are re-learnt rather than checkpointed: every input partition reports
-        # again within CXPULSE_SIGNALS_PROGRESS_SECONDS of its event time, and until then the
-        # signals are held, which delays decisions but never changes them. Starting afresh also
-        # drops the partitions given away, so only owned ones hold back expiry.
-        self.progress.clear()
-        self.marks.clear()
+        # Partitions given away keep their (then stale, so only lower) progress: nothing here
+        # trusts it beyond holding back. Only partitions reporting since now hold back expiry.
+        self._live.clear()
         self._next_expiry = float("-inf")  # the policy has no index: its next scan runs at once
 
     def _expire(self, partition: int) -> None:
@@ -286,7 +297,7 @@ class CustomersHandler:
         # applied, and a partition (or stream) running ahead cannot drop the state of customers
         # whose signals are still behind it. The watermark is per cx.signals partition; the
         # stores hold the customers of every owned partition, so the oldest one decides.
-        owned = [self.marks.get(p, -math.inf) for p in self._owned()]
+        owned = [self.marks.get(p, -math.inf) for p in self._live]
         safe = min(owned, default=-math.inf)
         if safe == -math.inf:
             return
@@ -295,6 +306,3 @@ class CustomersHandler:
         if safe >= self._next_expiry:
             self._next_expiry = safe + 3600.0
             self.policy.expire(safe)
-
-    def _owned(self) -> list[int]:
-        return sorted(set(self.marks) | set(self.progress))

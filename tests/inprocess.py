@@ -109,6 +109,8 @@ class Worker:
         self.checkpoints = Checkpoints(checkpoint_table if checkpoint_table is not None else {})
         self.ctx = Context.create(settings, Metrics(CollectorRegistry()), stores=stores, checkpoints=self.checkpoints)
         self.stores = self.ctx.stores
+        # No wall time in a world run: the customers agent's never-reported rule never fires.
+        self.ctx.clock = lambda: 0.0
         ctx = self.ctx
         self.handlers: dict[str, StreamHandler] = {
             "clickstream": ClickstreamHandler(ctx),
