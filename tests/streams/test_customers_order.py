@@ -104,3 +104,19 @@ def test_held_signals_survive_a_crash_in_the_changelogged_store() -> None:
     after.recovered()
     assert [n["id"] for n in all_progress(after, 100.0)] == [n["id"] for n in outreach(SIGNALS)]
     assert not after.held
+
+
+def test_an_input_partition_that_never_reported_holds_back_only_for_the_idle_time() -> None:
+    wall = [0.0]
+    ctx = Context.create(Settings(partitions=1, idle_partition_seconds=30.0), Metrics(CollectorRegistry()))
+    ctx.clock = lambda: wall[0]
+    h = CustomersHandler(ctx)
+    for raw in SIGNALS:
+        notifications(h, raw)
+    # No clickstream traffic at all: contacts and deliveries report, clickstream never does.
+    assert not notifications(h, progress("contacts", 100.0)) and not notifications(h, progress("deliveries", 100.0))
+    wall[0] = 29.0
+    assert not notifications(h, progress("contacts", 101.0))
+    wall[0] = 31.0  # silent since the first progress for the idle time: left out (liveness only)
+    [sent] = notifications(h, progress("contacts", 102.0))
+    assert sent["time"] == "1970-01-01T00:00:20Z"
