@@ -239,9 +239,12 @@ class CustomersHandler:
     def _process(self, signals: list[CustomerSignal], out: Outputs, mark: float) -> None:
         """Apply signals in the given order; the candidates of each (customer, ts) are decided together.
 
-        ``mark`` is the partition's signals watermark: scores of other customers expire up to it
-        (or the signal's time, if earlier), never past signals still held.
+        ``mark`` is the partition's signals watermark. Scores of other customers expire up to the
+        signal's time but never past the oldest watermark of the owned partitions: the store holds
+        the customers of every owned partition, and one whose partition is behind may still have
+        signals held there (dropping it first would depend on which partitions this worker owns).
         """
+        expire_to = min(mark, self._safe())
         candidates: list[NotificationCandidate] = []
         group: tuple[str, float] | None = None
         for signal in signals:
@@ -255,7 +258,7 @@ class CustomersHandler:
                     continue
                 self.metrics.failed_login_streaks.inc()
                 signal = streak
-            crossed = self.scores.observe(signal, now=mark)
+            crossed = self.scores.observe(signal, now=expire_to)
             if crossed is not None:
                 self.metrics.frustration_scores_over_threshold.inc()
                 candidates.append(crossed.candidate())
@@ -275,6 +278,10 @@ class CustomersHandler:
             out.add(Topic.NOTIFICATIONS, candidate.customer_id, ce.encode(event), ce.KAFKA_HEADERS)
         for candidate, reason in suppressed:
             m.notifications_suppressed.labels(NOTIFICATION_SHORT_TYPES[candidate.type], reason).inc()
+
+    def _safe(self) -> float:
+        """The oldest signals watermark of the partitions owned (reporting since the last recovery)."""
+        return min((self.marks.get(p, -math.inf) for p in self._live), default=-math.inf)
 
     def rebuild_held_index(self) -> None:
         """Re-index the held signals by partition and earliest time (after the store was restored)."""
@@ -297,8 +304,7 @@ class CustomersHandler:
         # applied, and a partition (or stream) running ahead cannot drop the state of customers
         # whose signals are still behind it. The watermark is per cx.signals partition; the
         # stores hold the customers of every owned partition, so the oldest one decides.
-        owned = [self.marks.get(p, -math.inf) for p in self._live]
-        safe = min(owned, default=-math.inf)
+        safe = self._safe()
         if safe == -math.inf:
             return
         self.logins.advance(safe)
