@@ -134,6 +134,7 @@ def test_append_to_notification_latency(kafka_broker, tmp_path, progress_s) -> N
         print(f"\nprogress every {progress_s:.1f} s: {kind}: n={len(values)} p50={p50 * 1000:.0f} ms "
               f"p99={p99 * 1000:.0f} ms max={values[-1] * 1000:.0f} ms")  # fmt: skip
     probes = len(sent) // 2
-    # Not a timing assertion: every probe gave both notifications (the tail of the run may still be held).
+    # Not a timing assertion: every probe gave both notifications, except that the detractors of
+    # the last seconds stay held: once traffic stops, no input partition reports progress.
     assert len(got.get("delivery_failed", [])) == probes
-    assert len(got.get("detractor_followup", [])) >= probes - 2
+    assert len(got.get("detractor_followup", [])) >= probes - 2 * PROBES_PER_S * 2
