@@ -6,8 +6,16 @@ Rules, applied in this order to each :class:`~detectors.customer_signal.Notifica
 2. ``cooldown``: a notification of the same type went to this customer less than
    ``cooldown_s`` (event time, default 24 h) before or after the candidate's ``time``.
 3. ``daily_cap``: the customer already received ``daily_cap`` (default 3) notifications of any
-   type within a **rolling 24 h** of event time around the candidate (rolling, not calendar days:
-   no time-zone question and no burst at midnight).
+   type in the **rolling 24 h** of event time up to the candidate's time (``t - 24 h < s <= t``;
+   rolling, not calendar days: no time-zone question and no burst at midnight).
+
+Types in ``immediate`` (the worker's transactional ones: "your parcel is late") are subject to
+rule 1 only: they are decided as they arrive, so that they go out at once, and a rule that
+compared them with other candidates would depend on arrival order. They count towards the cap
+of the others. The cap looks only *back* from the candidate's time (it used to look 24 h both
+ways): the customers agent decides the other types in event-time order, so everything before a
+candidate is known when it is decided, while what comes after it is not, except immediate
+notifications that happened to arrive early, which must not change the answer.
 
 Within one :meth:`NotificationPolicy.decide` call candidates are ranked by ``priority`` (default
 failed > delayed > detractor > repeat_contact > outreach), then event time, then id, so when
@@ -73,19 +81,26 @@ class NotificationPolicy:
 
     def __init__(self, cooldown_s: float = DAY, daily_cap: int = 3,
                  priority: Iterable[str] = DEFAULT_PRIORITY, max_ids: int = 64,
-                 store: MutableMapping[str, dict[str, Any]] | None = None) -> None:
+                 store: MutableMapping[str, dict[str, Any]] | None = None,
+                 immediate: Iterable[str] = ()) -> None:
         self.cooldown_s = cooldown_s
         self.daily_cap = daily_cap
         self.priority = {t: i for i, t in enumerate(priority)}
         self.max_ids = max_ids
+        self.immediate = frozenset(immediate)
         self.store: MutableMapping[str, dict[str, Any]] = store if store is not None else {}
 
     def _rank(self, candidate: NotificationCandidate) -> tuple[int, float, str]:
         return (self.priority.get(candidate.type, len(self.priority)), wire_time(candidate.time), candidate.id)
 
-    def decide(self, candidates: Iterable[NotificationCandidate]
+    def decide(self, candidates: Iterable[NotificationCandidate], now: float | None = None
                ) -> tuple[list[NotificationCandidate], list[tuple[NotificationCandidate, str]]]:
-        """Return ``(send, suppressed)``; ``suppressed`` pairs each candidate with its reason."""
+        """Return ``(send, suppressed)``; ``suppressed`` pairs each candidate with its reason.
+
+        ``now`` is the event time below which every ordered candidate has been decided (the
+        customers agent's signals watermark): sends older than two days before it are forgotten.
+        Without it, sends older than two days before the customer's newest are.
+        """
         send: list[NotificationCandidate] = []
         suppressed: list[tuple[NotificationCandidate, str]] = []
         for candidate in sorted(candidates, key=self._rank):
@@ -95,19 +110,20 @@ class NotificationPolicy:
             reason = None
             if candidate.id in st["ids"]:
                 reason = "duplicate"
+            elif candidate.type in self.immediate:
+                pass
             elif candidate.type in st["last"] and abs(t - st["last"][candidate.type]) < self.cooldown_s:
                 reason = "cooldown"
-            elif sum(1 for s in st["sent"] if abs(t - s) < DAY) >= self.daily_cap:
+            elif sum(1 for s in st["sent"] if t - DAY < s <= t) >= self.daily_cap:
                 reason = "daily_cap"
             if reason is not None:
                 suppressed.append((candidate, reason))
                 continue
-            newest = max([t, *st["sent"]])
+            horizon = (max([t, *st["sent"]]) if now is None else now) - 2 * DAY
             st = {
                 "last": {**st["last"], candidate.type: max(t, st["last"].get(candidate.type, t))},
-                "sent": sorted(s for s in [*st["sent"], t] if newest - s < 2 * DAY)[
-                    -4 * self.daily_cap :
-                ],
+                # Immediate sends are not capped: keep as many as ids, all within the horizon.
+                "sent": sorted(s for s in [*st["sent"], t] if s > horizon)[-self.max_ids :],
                 "ids": [*st["ids"], candidate.id][-self.max_ids:],
             }
             self.store[cid] = st

@@ -12,8 +12,9 @@ same code run in unit tests, in the benchmark and in the worker.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,11 @@ class Outputs:
         """Forget what was added since ``mark`` (the outputs of an event our code failed on)."""
         del self.records[mark[0] :], self.signals[mark[1] :]
 
+    def broadcast(self, topic: Topic, key: str, value: bytes, partitions: int) -> None:
+        """``value`` to every partition of ``topic`` (progress records: every owner must see them)."""
+        for target in range(partitions):
+            self.add(topic, key, value, partition=target)
+
     def add_dead_letter(self, letter: DeadLetter) -> None:
         self.records.append(Record(Topic.DEADLETTER, letter.key, letter.value, letter.headers))
 
@@ -88,6 +94,46 @@ class Outputs:
         for customer_id, signals in by_customer.items():
             self.add(Topic.SIGNALS, customer_id, orjson.dumps(signals))
         self.signals.clear()
+
+
+#: ``type`` of a progress record on ``cx.signals`` and ``cx.series``.
+PROGRESS = "progress"
+
+
+class SignalsProgress:
+    """The progress of one input stream's partitions on ``cx.signals`` (its signals watermark).
+
+    After the signals of a message, when a partition's clock (the newest ``ts`` seen on it) has
+    advanced by ``CXPULSE_SIGNALS_PROGRESS_SECONDS`` of event time since its last report, a
+    record ``{"type": "progress", "stream", "partition", "through"}`` goes to every partition of
+    ``cx.signals``, after the signals it covers: every signal this partition sends later is
+    expected at or after ``through`` (events in ``ts`` order within a partition). The customers
+    agent holds signals until every input partition of every stream has passed them
+    (:mod:`streams.customers`). The interval trades records for waiting: each report is
+    ``CXPULSE_PARTITIONS`` small records, and an ordered notification waits until the slowest
+    input partition's next report past its time.
+    """
+
+    def __init__(self, stream: Stream, settings: Settings) -> None:
+        self.stream = stream.value
+        self.every = settings.signals_progress_seconds
+        self.partitions = settings.partitions  # of cx.signals: progress goes to each
+        self._sent: dict[int, float] = {}
+
+    def advance(self, partition: int | None, now: float, out: Outputs) -> None:
+        """``partition``'s clock is at ``now``: report it if it moved far enough since the last report."""
+        if math.isinf(now):
+            return
+        p = partition or 0
+        last = self._sent.get(p)
+        if last is not None and now - last < self.every:
+            return
+        self._sent[p] = now
+        record = orjson.dumps({"type": PROGRESS, "stream": self.stream, "partition": p, "through": now})
+        out.broadcast(Topic.SIGNALS, f"{self.stream}/{p}", record, self.partitions)
+
+    def forget(self, partition: int | None) -> None:
+        self._sent.pop(partition or 0, None)
 
 
 @dataclass
@@ -169,6 +215,20 @@ class StreamHandler:
         self._delay = self.metrics.event_delay.labels(name)
         self._by_type: dict[str, Any] = {}
         self._deadletter_limit = SizeBudget.of(settings).output_record_bytes
+        self.signals_progress = SignalsProgress(self.stream, settings)
+
+    def partition_clocks(self, partition: int | None) -> Iterator[tuple[int | None, float]]:
+        """The clock of ``partition`` and of every partition the watermark leaves out as idle.
+
+        An idle partition (no backlog, silent ``CXPULSE_IDLE_PARTITION_SECONDS``) reports at the
+        stream's watermark, as if its clock were there, so that it cannot stall the owners
+        downstream (series owners, the customers agent); its later events below that are late
+        for them. A worker whose only partition of a stream is idle reports nothing for it.
+        """
+        clock = self.event_clock
+        yield partition, clock.partition_now(partition)
+        for idle in clock.idle:
+            yield idle, clock.now
 
     def handle(
         self, raw: bytes | None, key: bytes | None = None, partition: int | None = None, offset: int | None = None
@@ -230,20 +290,22 @@ class StreamHandler:
                     failed = processing_error(exc, "advancing the event-time clock", raw)
                     self.reject(out, failed, raw, key, partition, offset, exc)
             if monitor is not None:
-                # Series steps close on the partition's own clock (streams/series.py); an idle
-                # partition reports progress at the watermark, so it cannot stall the owners.
-                clock = self.event_clock
-                monitor.advance(partition, clock.partition_now(partition), out)
-                for idle in clock.idle:
-                    monitor.advance(idle, clock.now, out)
+                # Series steps close on the partition's own clock (streams/series.py).
+                for p, now in self.partition_clocks(partition):
+                    monitor.advance(p, now, out)
         if out.signals:
             out.flush_signals()
+        if newest is not None:
+            # After the signals they cover: the customers agent releases signals on these.
+            for p, now in self.partition_clocks(partition):
+                self.signals_progress.advance(p, now, out)
         return out
 
     def forget_partition(self, partition: int) -> None:
         """A partition was revoked: it leaves the watermark, and its dedup memory goes."""
         self.event_clock.forget(partition)
         self._dedup.pop(partition, None)
+        self.signals_progress.forget(partition)
 
     def reject(
         self,

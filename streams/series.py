@@ -68,14 +68,13 @@ from streams.alerts import ALERT_GRACE_S, AlertPublisher, detector_of, series_wa
 from streams.deadletters import Source, dead_letter
 from streams.envelopes import Component, Envelopes
 from streams.event_time import Watermark
-from streams.pipeline import Context, Outputs, Record
+from streams.pipeline import PROGRESS, Context, Outputs, Record
 from streams.size_budget import SizeBudget
 from streams.topics import Store, Topic, topic_names
 
 log = logging.getLogger(__name__)
 
 PARTIAL = "partial"
-PROGRESS = "progress"
 #: Steps before the last emitted one whose partials are kept for a resend after a restore.
 RESEND_STEPS = 2
 OWNER_CHECKPOINT = "series-owner"
@@ -228,9 +227,7 @@ class SeriesPartials:
                 "step_s": self.step_s,
             }
         )
-        key = f"{self.stream.value}/{partition}"
-        for target in range(self.partitions):
-            out.add(Topic.SERIES, key, value, partition=target)
+        out.broadcast(Topic.SERIES, f"{self.stream.value}/{partition}", value, self.partitions)
 
     # -- PartitionState ----------------------------------------------------------------------
 

@@ -179,7 +179,23 @@ class Settings(BaseSettings):
     frustration_half_life_seconds: float = Field(6 * 3600.0, description="Half-life of the frustration score.")
     frustration_threshold: float = Field(8.0, description="Score that triggers frustration_outreach.")
     notification_cooldown_seconds: float = Field(86400.0, description="Per customer and type.")
-    notification_daily_cap: int = Field(3, description="Notifications per customer per rolling 24 h.")
+    notification_daily_cap: int = Field(
+        3, description="Engagement notifications per customer per rolling 24 h (transactional ones count, never wait)."
+    )
+    immediate_notification_types: str = Field(
+        "delivery_delayed,delivery_failed",
+        description=(
+            "Transactional notification types decided on arrival (duplicates only: no cooldown, no cap); "
+            "the others wait for the signals watermark and are decided in event-time order."
+        ),
+    )
+    signals_progress_seconds: float = Field(
+        1.0, gt=0.0,
+        description=(
+            "Event time an input partition's clock advances between two progress records to every "
+            "cx.signals partition: smaller waits less before ordered notifications, sends more records."
+        ),
+    )
 
     # --- Labels ----------------------------------------------------------------------------
     route_patterns: str = Field(

@@ -47,6 +47,7 @@ class Store(StrEnum):
     FRUSTRATION = "frustration"  # decaying frustration score (cx.signals), keyed by customer id
     POLICY = "policy"  # notification cooldowns and daily cap (cx.signals), keyed by customer id
     LOGINS = "logins"  # failed-login streaks (cx.signals), keyed by customer id
+    HELD = "held"  # signals waiting for the signals watermark (cx.signals), keyed by customer id
 
 
 #: The table of per-partition checkpoints (streams/checkpoints.py), keyed "<state>/<partition>".

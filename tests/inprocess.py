@@ -1,8 +1,9 @@
 """One simulator world through the worker's handlers in one process, without Kafka.
 
 The handlers are the ones the worker runs; ``cx.signals`` records are handed to the customers
-handler as soon as they are produced (one partition, in order), ``cx.series`` records to the
-series owner of their partition (:class:`Fleet` keeps them as a log, so an owner can re-read it
+handler of their partition (the customer's, or the one a progress record names) as soon as they
+are produced, ``cx.series`` records to the series owner of their partition (:class:`Fleet` keeps
+them as a log, so an owner can re-read it
 after a crash). The result is the set of CloudEvent ids on ``cx.alerts`` and
 ``cx.notifications``: a function of the input alone, so the same world must always give the
 same ids, whatever the code's layout. A :class:`Fleet` may split the partitions between several
@@ -23,16 +24,18 @@ from deploy.simulator.simulation import Incident, Simulation, SimulationConfig, 
 from streams.checkpoints import Checkpoints
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler
-from streams.customers import CustomersHandler
+from streams.customers import SIGNAL_STREAMS, CustomersHandler
 from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
-from streams.pipeline import Context, Outputs, StreamHandler
+from streams.pipeline import PROGRESS, Context, Outputs, StreamHandler
 from streams.series import SeriesOwnerHandler
 from streams.settings import Settings
 from streams.topics import Store, Topic, topic_names
 
 HOUR = 3600.0
 DAY = 86400.0
+#: Progress past any event time the parser accepts (2100-01-01): the end of a finite world's input.
+END = 4102444800.0
 
 #: A small world with one incident of every kind (about 60k events, a few seconds to run).
 GOLDEN_WORLD = SimulationConfig(
@@ -106,6 +109,8 @@ class Worker:
         self.checkpoints = Checkpoints(checkpoint_table if checkpoint_table is not None else {})
         self.ctx = Context.create(settings, Metrics(CollectorRegistry()), stores=stores, checkpoints=self.checkpoints)
         self.stores = self.ctx.stores
+        # No wall time in a world run: the customers agent's never-reported rule never fires.
+        self.ctx.clock = lambda: 0.0
         ctx = self.ctx
         self.handlers: dict[str, StreamHandler] = {
             "clickstream": ClickstreamHandler(ctx),
@@ -152,6 +157,18 @@ class Fleet:
         handler = self.worker_of(message.partition).handlers[message.stream]
         self.collect(handler.handle(message.value, message.key, message.partition, offset))
 
+    def deliver_signals(self, partition: int, key: bytes, value: bytes) -> None:
+        self.collect(self.worker_of(partition).customers.handle(value, key, partition))
+
+    def finish(self) -> None:
+        """The input ended: every input partition reports progress past the world's end, so the
+        customers agents release what they still hold (live, the input never ends)."""
+        for stream in SIGNAL_STREAMS:
+            for upstream in range(self.n_partitions):
+                record = orjson.dumps({"type": PROGRESS, "stream": stream, "partition": upstream, "through": END})
+                for partition in range(self.n_partitions):
+                    self.deliver_signals(partition, f"{stream}/{upstream}".encode(), record)
+
     def deliver_series(self, partition: int, offset: int) -> None:
         key, value = self.series_log[partition][offset]
         self.collect(self.worker_of(partition).series.handle(value, key, partition, offset))
@@ -161,8 +178,10 @@ class Fleet:
         for record in out.records:
             if record.topic == Topic.SIGNALS:
                 assert record.key is not None
-                worker = self.worker_of(partition_of(record.key, self.n_partitions))
-                self.collect(worker.customers.handle(record.value, record.key, 0))
+                partition = record.partition
+                if partition is None:
+                    partition = partition_of(record.key, self.n_partitions)
+                self.deliver_signals(partition, record.key, record.value)
             elif record.topic == Topic.SERIES:
                 partition = record.partition
                 if partition is None:
@@ -208,4 +227,5 @@ def run_world(
         messages.sort(key=lambda m: m.partition != ahead)  # stable: each partition keeps its order
     for message in messages:
         fleet.feed(message)
+    fleet.finish()
     return fleet.result

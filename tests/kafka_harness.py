@@ -200,6 +200,12 @@ def wait_drained(
         time.sleep(0.5)
 
 
+def customer_signals(value: bytes) -> list[dict[str, Any]]:
+    """The signals of one ``cx.signals`` record (none in a progress record)."""
+    decoded = orjson.loads(value)
+    return decoded if isinstance(decoded, list) else []
+
+
 def wait_signals_drained(workers: Iterable[WorkerProcess], timeout: float = 300.0) -> list[dict]:
     """After the input is processed, wait until the customers agents have consumed the candidates
     on ``cx.signals`` (:func:`wait_drained`). Returns each worker's last scrape."""

@@ -58,8 +58,15 @@ class Worker:
 
     def _route(self, out: Outputs) -> None:
         for record in out.records:
-            if record.topic == Topic.SIGNALS:
+            if record.topic == Topic.SIGNALS and record.partition is None:
                 self._route(self.customers.handle(record.value, record.key, 0))
+            elif record.topic == Topic.SIGNALS and record.partition == 0:
+                # Every message here comes on one input partition, standing for all of them:
+                # its progress is every input partition's (one cx.signals partition, 0).
+                progress = orjson.loads(record.value)
+                for p in range(self.ctx.settings.partitions):
+                    value = orjson.dumps({**progress, "partition": p})
+                    self._route(self.customers.handle(value, record.key, 0))
 
     def tick(self, t: float) -> None:
         """One event per stream at ``t``: the clocks move, state past its horizon goes."""
@@ -227,13 +234,16 @@ def test_state_empties_once_event_time_passes_every_horizon(flooded: tuple[Setti
     _, w = flooded
     stores = w.ctx.stores
     assert w.clickstream.frustration.active_sessions > 0 and len(w.contacts.contacts) > 0
-    assert len(stores[Store.ORDERS]) > 0 and len(stores[Store.CONTACTS]) > 0 and len(stores[Store.FRUSTRATION]) > 0
+    assert len(stores[Store.ORDERS]) > 0 and len(stores[Store.CONTACTS]) > 0 and len(stores[Store.FRUSTRATION]) + len(
+        stores[Store.HELD]
+    ) > 0
     w.tick(22 * DAY)  # past sessions (30 min), dedup (1 h), contacts (7 d), orders (21 d)
     w.tick(22 * DAY + 3600)  # the policy store is swept once per event-time hour
     assert w.clickstream.frustration.active_sessions <= 1  # the tick's own session
     assert len(w.contacts.contacts) <= 2  # the ticks' own contacts
     assert len(stores[Store.ORDERS]) == 0 and all(not d._by_cr for d in w.deliveries.monitors.values())
     assert len(stores[Store.CONTACTS]) <= 1 and len(stores[Store.FRUSTRATION]) <= 1 and len(stores[Store.POLICY]) == 0
+    assert len(stores[Store.HELD]) <= 1  # the tick's own signals, until the next progress
     for handler in (w.clickstream, w.contacts, w.deliveries):
         assert sum(len(d) for d in handler._dedup.values()) <= 2
     # Each partition's transit model learns per lane, of which there are as many as label

@@ -13,10 +13,10 @@ from detectors.customer_signal import CustomerSignal
 from schemas.models import rfc3339
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler
-from streams.customers import CustomersHandler
+from streams.customers import SIGNAL_STREAMS, CustomersHandler
 from streams.event_time import RollingWindow
 from streams.metrics import Metrics
-from streams.pipeline import Context
+from streams.pipeline import PROGRESS, Context
 from streams.settings import Settings
 from streams.topics import Topic
 
@@ -60,8 +60,9 @@ def test_contacts_of_a_partition_taken_over_behind_the_clock_are_still_known() -
     contacts.event_clock.hold(1)  # partition 1 arrives by a rebalance, eight days behind
     opened = message(event_id="o1", ts=T0, type="contact_opened", customer_id="d", contact_id="k1", channel="chat",
                      reason="billing", complaint=False)  # fmt: skip
-    # nothing but the series progress of the partition (no dead letter, no signal)
-    assert {r.topic for r in contacts.handle(opened, b"d", 1).records} <= {Topic.SERIES}
+    # nothing but the progress of the partition (no dead letter, no signal)
+    records = contacts.handle(opened, b"d", 1).records
+    assert {r.topic for r in records if r.partition is None} <= {Topic.SERIES}
     contacts.handle(message(event_id="r1", ts=T0 + 600, customer_id="d", contact_id="k1", **resolved), b"d", 1)
     assert registry.get_sample_value("cxpulse_resolution_time_seconds_count", {"channel": "chat"}) == 1.0
 
@@ -87,7 +88,17 @@ def test_a_signal_far_ahead_does_not_drop_the_score_of_a_customer_behind() -> No
         out = customers.handle(orjson.dumps([signal.to_dict()]), signal.customer_id.encode(), partition)
         return [orjson.loads(r.value)["type"] for r in out.records if r.topic == Topic.NOTIFICATIONS]
 
+    def progress(through: float, partition: int) -> list[str]:
+        sent = []
+        for stream in SIGNAL_STREAMS:
+            for upstream in range(ctx.settings.partitions):
+                record = {"type": PROGRESS, "stream": stream, "partition": upstream, "through": through}
+                out = customers.handle(orjson.dumps(record), b"progress", partition)
+                sent += [orjson.loads(r.value)["type"] for r in out.records if r.topic == Topic.NOTIFICATIONS]
+        return sent
+
     send(CustomerSignal("detractor", "x", T0, "k1"), 0)  # score 5
     send(CustomerSignal("rage_click", "y", T0 + 5 * DAY, "s9"), 1)  # another customer, days ahead
-    sent = send(CustomerSignal("complaint", "x", T0 + 60, "k2"), 0)  # 5 decayed a minute, + 4
-    assert sent == ["cx.notification.frustration_outreach"]
+    send(CustomerSignal("complaint", "x", T0 + 60, "k2"), 0)  # 5 decayed a minute, + 4
+    assert progress(T0 + 5 * DAY + 1, 1) == []  # partition 1's signals watermark runs days ahead
+    assert progress(T0 + 61, 0) == ["cx.notification.frustration_outreach"]

@@ -67,6 +67,7 @@ from tests.kafka_harness import (
     WorkerProcess,
     cloudevents_by_id,
     consume_all,
+    customer_signals,
     deliver,
     isolated_settings,
     lag_report,
@@ -151,7 +152,7 @@ class RunOutputs:
 
 
 def collect(settings: Settings) -> RunOutputs:
-    signals = [s for r in consume_all(settings, settings.topic_signals, timeout=30) for s in orjson.loads(r.value)]
+    signals = [s for r in consume_all(settings, settings.topic_signals, timeout=30) for s in customer_signals(r.value)]
     return RunOutputs(
         cloudevents_by_id(settings, settings.topic_notifications),
         cloudevents_by_id(settings, settings.topic_alerts),

@@ -13,10 +13,10 @@ from schemas.ids import detractor_followup_id
 from schemas.models import NOTIFY_DETRACTOR_FOLLOWUP
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler, nps_category
-from streams.customers import CustomersHandler
+from streams.customers import SIGNAL_STREAMS, CustomersHandler
 from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
-from streams.pipeline import Context
+from streams.pipeline import PROGRESS, Context
 from streams.settings import Settings
 from streams.topics import Topic
 
@@ -118,7 +118,7 @@ def test_one_contact_map_times_resolution_once_and_gives_a_later_survey_its_reas
          contact(0, "contact_resolved", 200, first_contact_resolution=True))
     assert value(ctx, "cxpulse_resolution_time_seconds_count", channel="chat") == 1  # not timed twice
     records = send(h, contact(0, "survey_response", 300, csat=1))
-    signals = [s for r in records if r.topic == Topic.SIGNALS for s in orjson.loads(r.value)]
+    signals = [s for r in records if r.topic == Topic.SIGNALS and r.partition is None for s in orjson.loads(r.value)]
     assert [s["kind"] for s in signals] == ["detractor"]
     assert "billing" in orjson.dumps(signals[0]).decode()  # the reason of the contact, kept after resolution
     # Bounded: two newer contacts push k0 out, so its next survey has no reason to borrow.
@@ -179,11 +179,18 @@ def test_notifications_go_out_as_cloudevents_with_the_configured_source():
     contacts, customers = ContactsHandler(ctx), CustomersHandler(ctx)
     survey = {"event_id": "s1", "ts": iso(0), "type": "survey_response", "customer_id": "c", "contact_id": "k1",
               "csat": 1}  # fmt: skip
-    (signals,) = [r for r in contacts.handle(orjson.dumps(survey)).records if r.topic == Topic.SIGNALS]
+    records = contacts.handle(orjson.dumps(survey)).records
+    (signals,) = [r for r in records if r.topic == Topic.SIGNALS and r.partition is None]
     # On cx.signals the candidate is plain data, not an envelope.
     candidate = orjson.loads(signals.value)[0]["notification"]
     assert set(candidate) == {"type", "id", "customer_id", "subject", "time", "data"}
-    (record,) = customers.handle(signals.value, signals.key, 0).records
+    assert not customers.handle(signals.value, signals.key, 0).records  # held for the signals watermark
+    records = []
+    for stream in SIGNAL_STREAMS:  # every input partition reports progress past the survey
+        for p in range(ctx.settings.partitions):
+            progress = {"type": PROGRESS, "stream": stream, "partition": p, "through": T0 + 1}
+            records += customers.handle(orjson.dumps(progress), b"progress", 0).records
+    (record,) = records
     event = ce.decode(record.value)
     assert (record.topic, record.key, record.headers) == (Topic.NOTIFICATIONS, b"c", ce.KAFKA_HEADERS)
     assert (event["type"], event["subject"]) == (NOTIFY_DETRACTOR_FOLLOWUP, "k1")

@@ -8,9 +8,9 @@ from prometheus_client import CollectorRegistry
 from detectors.login_streak import LoginStreaks, login_signal
 from schemas.models import rfc3339
 from streams.clickstream import ClickstreamHandler
-from streams.customers import CustomersHandler
+from streams.customers import SIGNAL_STREAMS, CustomersHandler
 from streams.metrics import Metrics
-from streams.pipeline import Context, Outputs
+from streams.pipeline import PROGRESS, Context, Outputs
 from streams.settings import Settings
 from streams.topics import Store, Topic
 
@@ -32,7 +32,7 @@ def worker(partitions: list[int]) -> ClickstreamHandler:
 
 
 def signals_of(out: Outputs) -> list[bytes]:
-    return [record.value for record in out.records if record.topic == Topic.SIGNALS]
+    return [record.value for record in out.records if record.topic == Topic.SIGNALS and record.partition is None]
 
 
 def test_a_streak_over_sessions_on_two_workers_is_counted_once_by_the_customers_agent() -> None:
@@ -48,6 +48,11 @@ def test_a_streak_over_sessions_on_two_workers_is_counted_once_by_the_customers_
     assert len(records) == 3
     for value in records:
         customers.handle(value, b"cust-1", 0)
+    assert customers.metrics.failed_login_streaks._value.get() == 0  # held for the signals watermark
+    for stream in SIGNAL_STREAMS:  # every input partition reports progress past the logins
+        for p in range(customers.ctx.settings.partitions):
+            progress = {"type": PROGRESS, "stream": stream, "partition": p, "through": T0 + 600}
+            customers.handle(orjson.dumps(progress), f"{stream}/{p}".encode(), 0)
     assert customers.metrics.failed_login_streaks._value.get() == 1
     scored = customers.ctx.store(Store.FRUSTRATION)["cust-1"]["signals"]
     # The same signal as the clickstream used to send: time, session and page of the third failure.

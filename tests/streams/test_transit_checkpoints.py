@@ -60,7 +60,7 @@ def delayed_ids(out: Outputs) -> list[str]:
     return [
         signal["notification"]["id"]
         for record in out.records
-        if record.topic == Topic.SIGNALS
+        if record.topic == Topic.SIGNALS and record.partition is None  # not a progress record
         for signal in orjson.loads(record.value)
         if signal["kind"] == "delivery_delayed"
     ]
