@@ -49,6 +49,7 @@ def test_copies_of_messages_change_no_output(live_and_skewed) -> None:
     for message in world_messages(GOLDEN_WORLD, partitions=PARTITIONS):
         for _ in range(1 if message.partition == 0 else 3):
             fleet.feed(message)
+    fleet.finish()  # the input ended: the customers agents release what they hold
     assert live.alert_ids and live.notification_ids
     assert fleet.result.alert_ids == live.alert_ids
     assert fleet.result.notification_ids == live.notification_ids
