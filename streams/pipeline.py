@@ -98,6 +98,8 @@ class Outputs:
 
 #: ``type`` of a progress record on ``cx.signals`` and ``cx.series``.
 PROGRESS = "progress"
+#: Least wall time between two signals progress reports of one partition (catch-ups, replays).
+PROGRESS_MIN_WALL_S = 0.1
 
 
 class SignalsProgress:
@@ -112,13 +114,21 @@ class SignalsProgress:
     (:mod:`streams.customers`). The interval trades records for waiting: each report is
     ``CXPULSE_PARTITIONS`` small records, and an ordered notification waits until the slowest
     input partition's next report past its time.
+
+    In a catch-up or a replay event time runs far faster than the wall clock and every message
+    would report; ``wall`` (monotonic seconds, None in world runs) then spaces the reports of a
+    partition by :data:`PROGRESS_MIN_WALL_S`. Which reports go out changes when signals are
+    released, never the order they are applied in (only a signal arriving below the watermark
+    depends on it, and fewer reports make that rarer).
     """
 
-    def __init__(self, stream: Stream, settings: Settings) -> None:
+    def __init__(self, stream: Stream, settings: Settings, wall: Callable[[], float] | None = time.monotonic) -> None:
         self.stream = stream.value
         self.every = settings.signals_progress_seconds
         self.partitions = settings.partitions  # of cx.signals: progress goes to each
+        self.wall = wall
         self._sent: dict[int, float] = {}
+        self._sent_at: dict[int, float] = {}
 
     def advance(self, partition: int | None, now: float, out: Outputs) -> None:
         """``partition``'s clock is at ``now``: report it if it moved far enough since the last report."""
@@ -128,12 +138,18 @@ class SignalsProgress:
         last = self._sent.get(p)
         if last is not None and now - last < self.every:
             return
+        if self.wall is not None:
+            wall = self.wall()
+            if last is not None and wall - self._sent_at.get(p, -math.inf) < PROGRESS_MIN_WALL_S:
+                return
+            self._sent_at[p] = wall
         self._sent[p] = now
         record = orjson.dumps({"type": PROGRESS, "stream": self.stream, "partition": p, "through": now})
         out.broadcast(Topic.SIGNALS, f"{self.stream}/{p}", record, self.partitions)
 
     def forget(self, partition: int | None) -> None:
         self._sent.pop(partition or 0, None)
+        self._sent_at.pop(partition or 0, None)
 
 
 @dataclass
@@ -147,6 +163,8 @@ class Context:
     #: Durable state (Faust tables in the worker, dicts in tests): one per :class:`Store`.
     stores: Mapping[Store, MutableMapping[str, Any]]
     clock: Callable[[], float] = time.time  # wall clock, only for the event-delay histogram
+    #: Spaces signals progress reports in wall time (None: every report, as in world runs).
+    progress_wall: Callable[[], float] | None = time.monotonic
     #: Per-partition state saved before every commit (a dict-backed one in tests, benchmarks).
     checkpoints: Checkpoints = field(default_factory=lambda: Checkpoints({}))
 
@@ -215,7 +233,7 @@ class StreamHandler:
         self._delay = self.metrics.event_delay.labels(name)
         self._by_type: dict[str, Any] = {}
         self._deadletter_limit = SizeBudget.of(settings).output_record_bytes
-        self.signals_progress = SignalsProgress(self.stream, settings)
+        self.signals_progress = SignalsProgress(self.stream, settings, ctx.progress_wall)
 
     def partition_clocks(self, partition: int | None) -> Iterator[tuple[int | None, float]]:
         """The clock of ``partition`` and of every partition the watermark leaves out as idle.

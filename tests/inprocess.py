@@ -108,6 +108,7 @@ class Worker:
         self.partitions = sorted(partitions)
         self.checkpoints = Checkpoints(checkpoint_table if checkpoint_table is not None else {})
         self.ctx = Context.create(settings, Metrics(CollectorRegistry()), stores=stores, checkpoints=self.checkpoints)
+        self.ctx.progress_wall = None  # progress after every message that moves a clock enough: no wall time
         self.stores = self.ctx.stores
         # No wall time in a world run: the customers agent's never-reported rule never fires.
         self.ctx.clock = lambda: 0.0

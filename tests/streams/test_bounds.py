@@ -50,6 +50,7 @@ class Worker:
     @classmethod
     def create(cls, settings: Settings) -> Worker:
         ctx = Context.create(settings, Metrics(CollectorRegistry()))
+        ctx.progress_wall = None  # a flood in no wall time: every progress report goes out
         return cls(ctx, ClickstreamHandler(ctx), ContactsHandler(ctx), DeliveriesHandler(ctx), CustomersHandler(ctx))
 
     def send(self, handler: StreamHandler, key: str, events: list[dict[str, Any]]) -> None:
