@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import faust
+import orjson
 from faust.exceptions import NotReady
 from faust.sensors.prometheus import FaustMetrics
 from faust.types import TP
@@ -30,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from streams.checkpoints import Checkpoints, save_before_commit
 from streams.clickstream import ClickstreamHandler
 from streams.contacts import ContactsHandler
-from streams.customers import CustomersHandler
+from streams.customers import TICK, CustomersHandler
 from streams.deadletters import Source
 from streams.deliveries import DeliveriesHandler
 from streams.event_time import Watermark
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None, metrics: Metrics | None = None)
     _register_rebalance_hooks(pipeline, tables, checkpoint_table, checkpoints)
     _register_lag_timer(pipeline)
     _register_kafka_probe(pipeline)
+    _register_signals_tick(pipeline)
     _register_state_dump(pipeline)
     return pipeline
 
@@ -423,3 +425,31 @@ def _register_state_dump(pipeline: Pipeline) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, dump)
 
     pipeline.app.task(install)
+
+
+SIGNALS_TICK_INTERVAL_S = 1.0
+
+
+def _register_signals_tick(pipeline: Pipeline) -> None:
+    """Wake ``cx.signals`` partitions whose watermark waits only for a stream with no traffic.
+
+    The customers agent leaves out an input partition that never reported once
+    ``CXPULSE_IDLE_PARTITION_SECONDS`` have passed, but it checks when a record arrives; after a
+    backlog drained (and with one stream silent) none does. A ``tick`` record, sent to that
+    partition only, lets the agent apply the rule in the partition's own stream context (so its
+    table writes go to the right changelog partition). Nothing is sent while nothing is stalled.
+    """
+    handler = pipeline.handlers[Topic.SIGNALS]
+    if not isinstance(handler, CustomersHandler):
+        return
+    tick = orjson.dumps({"type": TICK})
+
+    async def wake_stalled() -> None:
+        out = Outputs()
+        for partition in handler.stalled():
+            out.records.append(Record(Topic.SIGNALS, b"tick", tick, partition=partition))
+        if out.records:
+            name = pipeline.topics[Topic.SIGNALS].get_topic_name()
+            await pipeline.sender.send(out, Source("signals", name, None, b"", None, None))
+
+    pipeline.app.timer(SIGNALS_TICK_INTERVAL_S, name="cxpulse.signals_tick")(wake_stalled)

@@ -66,6 +66,10 @@ NOTIFICATION_SHORT_TYPES = {t: t.rsplit(".", 1)[-1] for t in NOTIFICATION_TYPES}
 SIGNAL_STREAMS = tuple(stream.value for stream in Stream)
 
 
+#: A record the worker sends to a stalled ``cx.signals`` partition (see :meth:`CustomersHandler.stalled`).
+TICK = "tick"
+
+
 def immediate_types(setting: str) -> frozenset[str]:
     """``CXPULSE_IMMEDIATE_NOTIFICATION_TYPES`` (short names) as full notification types."""
     by_short = {short: full for full, short in NOTIFICATION_SHORT_TYPES.items()}
@@ -136,6 +140,9 @@ class CustomersHandler:
         try:
             value = orjson.loads(raw)
             if isinstance(value, dict):
+                if value.get("type") == TICK:
+                    self._advance(p, out)  # the rule re-checked in this partition's stream context
+                    return out
                 if value.get("type") != PROGRESS:
                     raise ValueError(f"unknown record type {value.get('type')!r}")
                 upstream = (str(value["stream"]), int(value["partition"]))
@@ -183,12 +190,19 @@ class CustomersHandler:
         if upstream not in self.upstream:
             return  # a stream or partition this fleet does not have (settings differ): ignore
         self._live.add(partition)
-        first = self._first_progress.setdefault(partition, self._wall())
+        self._first_progress.setdefault(partition, self._wall())
         progress = self.progress.setdefault(partition, {})
         if through <= progress.get(upstream, -math.inf):
             return
         progress[upstream] = through
-        if len(progress) < len(self.upstream) and self._wall() - first < self._idle_s:
+        self._advance(partition, out)
+
+    def _advance(self, partition: int, out: Outputs) -> None:
+        """Move ``partition``'s signals watermark to the least progress and release what it passed."""
+        progress = self.progress.get(partition)
+        if not progress:
+            return
+        if len(progress) < len(self.upstream) and not self._never_reported_expired(partition):
             # An input partition that has never reported holds everything back, for at most
             # CXPULSE_IDLE_PARTITION_SECONDS: a stream with no traffic at all must not stop
             # every ordered notification (liveness only; one that reported once always counts).
@@ -199,6 +213,21 @@ class CustomersHandler:
         self.marks[partition] = mark
         self._release(partition, mark, out)
         self._expire(partition)
+
+    def _never_reported_expired(self, partition: int) -> bool:
+        first = self._first_progress.get(partition)
+        return first is not None and self._wall() - first >= self._idle_s
+
+    def stalled(self) -> list[int]:
+        """Partitions whose watermark waits only for input partitions that never reported, past
+        the idle time: a ``tick`` record to each lets the agent apply the rule (nothing else would
+        if the traffic that carries progress has already drained)."""
+        stalled = []
+        for partition, progress in self.progress.items():
+            waiting = len(progress) < len(self.upstream) and self._never_reported_expired(partition)
+            if waiting and min(progress.values()) > self.marks.get(partition, -math.inf):
+                stalled.append(partition)
+        return stalled
 
     def _hold(self, partition: int, signal: CustomerSignal) -> None:
         cid = signal.customer_id

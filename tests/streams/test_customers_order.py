@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from detectors.customer_signal import CustomerSignal, NotificationCandidate
 from schemas.models import NOTIFY_DELIVERY_FAILED, NOTIFY_FRUSTRATION_OUTREACH
-from streams.customers import SIGNAL_STREAMS, CustomersHandler
+from streams.customers import SIGNAL_STREAMS, TICK, CustomersHandler
 from streams.metrics import Metrics
 from streams.pipeline import PROGRESS, Context
 from streams.settings import Settings
@@ -120,3 +120,20 @@ def test_an_input_partition_that_never_reported_holds_back_only_for_the_idle_tim
     wall[0] = 31.0  # silent since the first progress for the idle time: left out (liveness only)
     [sent] = notifications(h, progress("contacts", 102.0))
     assert sent["time"] == "1970-01-01T00:00:20Z"
+
+
+def test_a_drained_backlog_with_a_silent_stream_is_woken_by_a_tick() -> None:
+    wall = [0.0]
+    ctx = Context.create(Settings(partitions=1, idle_partition_seconds=30.0), Metrics(CollectorRegistry()))
+    ctx.clock = lambda: wall[0]
+    h = CustomersHandler(ctx)
+    for raw in SIGNALS:
+        notifications(h, raw)
+    # The backlog drains within the idle time: no progress record comes after it.
+    assert not notifications(h, progress("contacts", 100.0)) and not notifications(h, progress("deliveries", 100.0))
+    assert h.stalled() == []  # not yet: clickstream may still report
+    wall[0] = 31.0
+    assert h.stalled() == [0]  # the worker's timer sends partition 0 a tick
+    [sent] = notifications(h, orjson.dumps({"type": TICK}))
+    assert sent["time"] == "1970-01-01T00:00:20Z"
+    assert h.stalled() == []
