@@ -183,7 +183,7 @@ class Settings(BaseSettings):
         3, description="Engagement notifications per customer per rolling 24 h (transactional ones count, never wait)."
     )
     immediate_notification_types: str = Field(
-        "delivery_failed",
+        "delivery_delayed,delivery_failed",
         description=(
             "Transactional notification types decided on arrival (duplicates only: no cooldown, no cap); "
             "the others wait for the signals watermark and are decided in event-time order."
