@@ -106,13 +106,19 @@ def test_held_signals_survive_a_crash_in_the_changelogged_store() -> None:
     assert not after.held
 
 
-def test_an_input_partition_that_never_reported_holds_back_only_for_the_idle_time() -> None:
+def handler_on_a_wall_clock() -> tuple[CustomersHandler, list[float]]:
+    """A handler (idle time 30 s) whose wall clock the test moves, holding ``SIGNALS``."""
     wall = [0.0]
     ctx = Context.create(Settings(partitions=1, idle_partition_seconds=30.0), Metrics(CollectorRegistry()))
     ctx.clock = lambda: wall[0]
     h = CustomersHandler(ctx)
     for raw in SIGNALS:
         notifications(h, raw)
+    return h, wall
+
+
+def test_an_input_partition_that_never_reported_holds_back_only_for_the_idle_time() -> None:
+    h, wall = handler_on_a_wall_clock()
     # No clickstream traffic at all: contacts and deliveries report, clickstream never does.
     assert not notifications(h, progress("contacts", 100.0)) and not notifications(h, progress("deliveries", 100.0))
     wall[0] = 29.0
@@ -123,12 +129,7 @@ def test_an_input_partition_that_never_reported_holds_back_only_for_the_idle_tim
 
 
 def test_a_drained_backlog_with_a_silent_stream_is_woken_by_a_tick() -> None:
-    wall = [0.0]
-    ctx = Context.create(Settings(partitions=1, idle_partition_seconds=30.0), Metrics(CollectorRegistry()))
-    ctx.clock = lambda: wall[0]
-    h = CustomersHandler(ctx)
-    for raw in SIGNALS:
-        notifications(h, raw)
+    h, wall = handler_on_a_wall_clock()
     # The backlog drains within the idle time: no progress record comes after it.
     assert not notifications(h, progress("contacts", 100.0)) and not notifications(h, progress("deliveries", 100.0))
     assert h.stalled() == []  # not yet: clickstream may still report
