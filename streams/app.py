@@ -39,7 +39,7 @@ from streams.faust_monitor import ScrapeTimeMonitor
 from streams.faust_patches import apply as patch_faust
 from streams.faust_patches import committed_offset
 from streams.metrics import Metrics
-from streams.pipeline import Context, Outputs, Record
+from streams.pipeline import Context, Outputs, Record, StreamHandler
 from streams.rebalance import Ownership, group_instance_id, heartbeat_interval, recover_callbacks
 from streams.sender import OutputSender
 from streams.series import SeriesOwnerHandler
@@ -80,6 +80,8 @@ class Pipeline:
     handlers: dict[Topic, Handler] = field(default_factory=dict)
     topics: dict[Topic, Any] = field(default_factory=dict)
     positions: dict[Any, int] = field(default_factory=dict)  # tp -> last processed offset
+    #: Agents awaiting the sends of a message's outputs (timers add nothing behind their back).
+    sending: set[Topic] = field(default_factory=set)
     sender: OutputSender = field(init=False)
 
     def __post_init__(self) -> None:
@@ -246,6 +248,7 @@ def _register_agent(pipeline: Pipeline, handler: Handler) -> None:
     topic = pipeline.topics[handler.source]
     positions = pipeline.positions
     sender = pipeline.sender
+    sending = pipeline.sending
     stream_name = handler.source.value
     source_topic = topic.get_topic_name()
     # Exported at 0 from the start, so the first processing error is an increase Prometheus sees.
@@ -265,7 +268,11 @@ def _register_agent(pipeline: Pipeline, handler: Handler) -> None:
                 await sender.dead_letter_input(source, exc, "handling the message")
                 continue
             if out.records:
-                await sender.send(out, Source(stream_name, source_topic, key, value or b"", partition, offset))
+                sending.add(handler.source)
+                try:
+                    await sender.send(out, Source(stream_name, source_topic, key, value or b"", partition, offset))
+                finally:
+                    sending.discard(handler.source)
 
     pipeline.app.agent(topic, name=f"cxpulse.{handler.source.value}")(process)
 
@@ -431,23 +438,35 @@ SIGNALS_TICK_INTERVAL_S = 1.0
 
 
 def _register_signals_tick(pipeline: Pipeline) -> None:
-    """Wake ``cx.signals`` partitions whose watermark waits only for a stream with no traffic.
+    """Every second: wake stalled ``cx.signals`` partitions, report quiet input partitions.
 
     The customers agent leaves out an input partition that never reported once
     ``CXPULSE_IDLE_PARTITION_SECONDS`` have passed, but it checks when a record arrives; after a
     backlog drained (and with one stream silent) none does. A ``tick`` record, sent to that
     partition only, lets the agent apply the rule in the partition's own stream context (so its
     table writes go to the right changelog partition). Nothing is sent while nothing is stalled.
+
+    Input partitions report their progress at most every ``CXPULSE_SIGNALS_PROGRESS_SECONDS`` of
+    event time and 0.1 s of wall time; a partition quiet for a second also reports the newest
+    clock those limits held back (:meth:`streams.pipeline.SignalsProgress.flush`).
     """
     handler = pipeline.handlers[Topic.SIGNALS]
     if not isinstance(handler, CustomersHandler):
         return
     tick = orjson.dumps({"type": TICK})
+    inputs = [(topic, h) for topic, h in pipeline.handlers.items() if isinstance(h, StreamHandler)]
 
     async def wake_stalled() -> None:
         out = Outputs()
         for partition in handler.stalled():
             out.records.append(Record(Topic.SIGNALS, b"tick", tick, partition=partition))
+        # The newest clock of each quiet input partition, which the spacing of reports held
+        # back: without it the last signals before a pause would wait for the next traffic,
+        # and how many of them did would depend on where each worker's last report fell.
+        # Not while that agent sends a message's outputs: a report must follow its signals.
+        for topic, stream_handler in inputs:
+            if topic not in pipeline.sending:
+                stream_handler.signals_progress.flush(out)
         if out.records:
             name = pipeline.topics[Topic.SIGNALS].get_topic_name()
             await pipeline.sender.send(out, Source("signals", name, None, b"", None, None))

@@ -125,6 +125,8 @@ def series_bounds(settings: Settings) -> dict[str, int]:
         "cxpulse_alerts_active": alert_types,
         "cxpulse_series_late_partials": streams,
         "cxpulse_series_late_events": streams,
+        "cxpulse_signals_progress_pending": streams,
+        "cxpulse_signals_partitions_waiting": 1,
         "cxpulse_notifications": notification_types,
         "cxpulse_notifications_suppressed": notification_types * len(SUPPRESSION_REASONS),
         "cxpulse_delivery_delays_predicted": lanes,

@@ -131,6 +131,7 @@ class CustomersHandler:
         self._next_expiry = float("-inf")
         self._deadletter_limit = SizeBudget.of(s).output_record_bytes
         self.rebuild_held_index()
+        self.metrics.signals_partitions_waiting.set_function(self.waiting)
 
     def handle(
         self, raw: bytes, key: bytes | None = None, partition: int | None = None, offset: int | None = None
@@ -228,6 +229,17 @@ class CustomersHandler:
             if waiting and min(progress.values()) > self.marks.get(partition, -math.inf):
                 stalled.append(partition)
         return stalled
+
+    def waiting(self) -> int:
+        """Owned partitions holding signals back for an input partition that never reported: not
+        yet left out, or left out and not yet ticked (:meth:`stalled`)."""
+        count = 0
+        for partition, progress in self.progress.items():
+            if partition in self._live and len(progress) < len(self.upstream):
+                expired = self._never_reported_expired(partition)
+                if not expired or min(progress.values()) > self.marks.get(partition, -math.inf):
+                    count += 1
+        return count
 
     def _hold(self, partition: int, signal: CustomerSignal) -> None:
         cid = signal.customer_id

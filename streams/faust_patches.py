@@ -28,6 +28,20 @@ lost delivery-failed and a lost outreach notification). :func:`flush_buffer` wai
 and the message in hand that were there when it was called (the background task runs
 :func:`send_pending`, which counts them).
 
+**The guard: never commit past a message that was not processed.** After a rebalance Faust seeks
+every partition back to its committed offset (records fetched while the flow was stopped are
+dropped). When the assignment changes during that seek, aiokafka raises and Faust only logs it
+("exception performing seek when flow not active"): the partitions not yet sought keep a fetch
+position past records nobody processed. Faust then sees a gap in the offsets and, as it does for
+compacted topics, counts the gap as acked, or, with its committed offset unknown after the failed
+seek, commits past it: those records were lost for good (found in the fleet test, 1 -> 3 -> 2
+workers: a few thousand contacts of one partition, with their detractor and repeat-contact
+candidates). :func:`_drain_messages` keeps the next offset each partition must deliver (the group's
+committed offset, fetched from the broker, for the first message after an assignment); a message
+past it on a topic with acks (the agents' topics, never compacted; changelogs are recovered
+elsewhere) makes it seek back there and drop what it fetched. The same gap seen again right after
+such a seek is a real one (records deleted by retention, transaction markers) and is accepted.
+
 **What :class:`streams.tables.Table` builds on**: how a ``faust.Table`` routes a changelog write
 (``on_key_set``/``on_key_del`` through ``partition_for_key``), checks that a changelog topic has
 as many partitions as its source topic, applies a changelog batch, and calls the recovery
@@ -167,6 +181,7 @@ async def on_partitions_revoked(self: Consumer, revoked: set[Any]) -> None:
                 self._acked_index.pop(tp, None)
                 self._read_offset.pop(tp, None)
                 self._committed_offset.pop(tp, None)
+                _next_offsets(self).pop(tp, None)
 
 
 #: How long :func:`flush_buffer` waits for one message before it looks again (never gives up).
@@ -256,9 +271,58 @@ async def _deliver(self: Consumer, message: Any) -> None:
     await self.wait_first(_finish(coro, pending), self.suspend_flow.wait())
 
 
+def _next_offsets(consumer: Consumer) -> dict[Any, int]:
+    """Per partition: the next offset this worker must deliver (see :func:`_in_sequence`)."""
+    offsets = consumer.__dict__.get("_cxpulse_next_offsets")
+    if offsets is None:
+        offsets = consumer.__dict__["_cxpulse_next_offsets"] = {}
+    return cast(dict[Any, int], offsets)
+
+
+async def _group_committed(consumer: Consumer, tp: Any) -> int | None:
+    """The group's committed offset of ``tp``, asked of the broker (None: none, or no answer)."""
+    try:
+        from aiokafka.structs import TopicPartition
+
+        # The aiokafka consumer runs on Faust's consumer thread, in that thread's event loop.
+        thread = consumer._thread  # type: ignore[attr-defined]
+        client = thread._ensure_consumer()
+        committed = await thread.call_thread(client.committed, TopicPartition(tp.topic, tp.partition))
+    except Exception as exc:  # a guard must not stop the consumer: without an answer, trust Faust
+        log.debug("committed offset of %s unknown: %r", tp, exc)
+        return None
+    return committed if isinstance(committed, int) and committed >= 0 else None
+
+
+async def _in_sequence(consumer: Consumer, tp: Any, offset: int) -> bool:
+    """False (after seeking ``tp`` back) when ``offset`` is past the next offset to deliver."""
+    next_offsets = _next_offsets(consumer)
+    expected = next_offsets.get(tp)
+    if expected is None:
+        # The first message since the assignment: it must be the one the group committed.
+        expected = await _group_committed(consumer, tp)
+        if expected is None:
+            return True
+        next_offsets[tp] = expected
+    if offset <= expected:
+        return True
+    retried = consumer.__dict__.setdefault("_cxpulse_reseeks", {})
+    if retried.get(tp) == expected:
+        log.warning("offsets %s-%s of %s are gone (retention or markers): going on at %s",
+                    expected, offset - 1, tp, offset)  # fmt: skip
+        retried.pop(tp, None)
+        return True
+    retried[tp] = expected
+    log.warning("%s fetched from %s while %s is the next to process (a seek after a rebalance "
+                "failed): seeking back", tp, offset, expected)  # fmt: skip
+    await consumer.seek(tp, expected)
+    return False
+
+
 async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no cover
     """Faust 0.15.3's ``Consumer._drain_messages``, the per-message ``wait_first`` replaced by
-    :func:`_deliver` (the only change)."""
+    :func:`_deliver`, and every message of an agent's topic checked to follow the last one
+    delivered (:func:`_in_sequence`)."""
     getmany = self.getmany
     consumer_should_stop = cast(Service, self)._stopped.is_set
     fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
@@ -274,11 +338,13 @@ async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no c
     yield_every = 100
     num_since_yield = 0
     sleep = asyncio.sleep
+    next_offsets = _next_offsets(self)
 
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
             set_flag(flag_consumer_fetching)
             ait = getmany(timeout=1.0)
+            reseeking: set[Any] = set()
 
             # Sleeping because sometimes getmany is called in a loop
             # never releasing to the event loop
@@ -291,6 +357,16 @@ async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no c
                         num_since_yield = 0
 
                     offset = message.offset
+                    if tp in reseeking:
+                        continue  # fetched before the seek back: dropped, read again after it
+                    expected = next_offsets.get(tp)
+                    if (
+                        (expected is None or offset > expected)
+                        and acks_enabled_for(message.topic)
+                        and not await _in_sequence(self, tp, offset)
+                    ):
+                        reseeking.add(tp)
+                        continue
                     r_offset = get_read_offset(tp)
                     if r_offset is None or offset >= r_offset:
                         gap = offset - (r_offset or 0)
@@ -304,6 +380,7 @@ async def _drain_messages(self: Consumer, fetcher: Any) -> None:  # pragma: no c
                             await self.commit()
                         await _deliver(self, message)
                         set_read_offset(tp, offset)
+                        next_offsets[tp] = offset + 1
                     else:
                         self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
                 unset_flag(flag_consumer_fetching)

@@ -205,6 +205,19 @@ class Metrics:
 
         # --- notifications -------------------------------------------------------------------
         self.notifications = Counter("cxpulse_notifications", "Proactive notifications sent.", ["type"], registry=r)
+        self.signals_progress_pending = Gauge(
+            "cxpulse_signals_progress_pending",
+            "Input partitions whose newest event time is not yet reported to the customers agent "
+            "(reported after a second of quiet; 0 once traffic has stopped and settled).",
+            ["stream"],
+            registry=r,
+        )
+        self.signals_partitions_waiting = Gauge(
+            "cxpulse_signals_partitions_waiting",
+            "Owned cx.signals partitions whose ordered notifications wait for an input partition that "
+            "has never reported progress (at most CXPULSE_IDLE_PARTITION_SECONDS after their first report).",
+            registry=r,
+        )
         self.notifications_suppressed = Counter(
             "cxpulse_notifications_suppressed",
             "Candidate notifications not sent (cooldown, daily_cap, duplicate).",

@@ -100,6 +100,8 @@ class Outputs:
 PROGRESS = "progress"
 #: Least wall time between two signals progress reports of one partition (catch-ups, replays).
 PROGRESS_MIN_WALL_S = 0.1
+#: Wall time a partition must be quiet before its held-back newest clock is reported anyway.
+FLUSH_QUIET_S = 1.0
 
 
 class SignalsProgress:
@@ -129,6 +131,10 @@ class SignalsProgress:
         self.wall = wall
         self._sent: dict[int, float] = {}
         self._sent_at: dict[int, float] = {}
+        #: Per partition: a clock not reported yet (the spacing held it back), and the wall time
+        #: of the message that moved it (see :meth:`flush`).
+        self._unreported: dict[int, float] = {}
+        self._touched: dict[int, float] = {}
 
     def advance(self, partition: int | None, now: float, out: Outputs) -> None:
         """``partition``'s clock is at ``now``: report it if it moved far enough since the last report."""
@@ -143,13 +149,41 @@ class SignalsProgress:
             if last is not None and wall - self._sent_at.get(p, -math.inf) < PROGRESS_MIN_WALL_S:
                 return
             self._sent_at[p] = wall
+        self._report(p, now, out)
+
+    def _report(self, p: int, now: float, out: Outputs) -> None:
         self._sent[p] = now
+        self._unreported.pop(p, None)
         record = orjson.dumps({"type": PROGRESS, "stream": self.stream, "partition": p, "through": now})
         out.broadcast(Topic.SIGNALS, f"{self.stream}/{p}", record, self.partitions)
+
+    def note(self, partition: int | None, now: float) -> None:
+        """``partition``'s clock is at ``now`` (after :meth:`advance`): remember it if unreported."""
+        p = partition or 0
+        if math.isfinite(now) and now > self._sent.get(p, -math.inf):
+            self._unreported[p] = now
+            self._touched[p] = self.wall() if self.wall is not None else 0.0
+
+    @property
+    def pending(self) -> int:
+        """Partitions whose newest clock has not been reported yet."""
+        return len(self._unreported)
+
+    def flush(self, out: Outputs, quiet_s: float = FLUSH_QUIET_S) -> None:
+        """Report the newest clock of every partition quiet for ``quiet_s`` (wall) since its last
+        message, if the spacing rules held it back: once traffic stops, the last signals of every
+        partition are released by the same rule on one worker or many (a worker timer calls this,
+        between messages, after their outputs were sent)."""
+        wall = self.wall() if self.wall is not None else math.inf
+        for p, now in list(self._unreported.items()):
+            if wall - self._touched.get(p, -math.inf) >= quiet_s:
+                self._report(p, now, out)
 
     def forget(self, partition: int | None) -> None:
         self._sent.pop(partition or 0, None)
         self._sent_at.pop(partition or 0, None)
+        self._unreported.pop(partition or 0, None)
+        self._touched.pop(partition or 0, None)
 
 
 @dataclass
@@ -234,6 +268,8 @@ class StreamHandler:
         self._by_type: dict[str, Any] = {}
         self._deadletter_limit = SizeBudget.of(settings).output_record_bytes
         self.signals_progress = SignalsProgress(self.stream, settings, ctx.progress_wall)
+        progress = self.signals_progress
+        self.metrics.signals_progress_pending.labels(name).set_function(lambda: progress.pending)
 
     def partition_clocks(self, partition: int | None) -> Iterator[tuple[int | None, float]]:
         """The clock of ``partition`` and of every partition the watermark leaves out as idle.
@@ -315,8 +351,10 @@ class StreamHandler:
             out.flush_signals()
         if newest is not None:
             # After the signals they cover: the customers agent releases signals on these.
+            progress = self.signals_progress
             for p, now in self.partition_clocks(partition):
-                self.signals_progress.advance(p, now, out)
+                progress.advance(p, now, out)
+                progress.note(p, now)
         return out
 
     def forget_partition(self, partition: int) -> None:

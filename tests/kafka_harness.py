@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 import requests
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local.processes import free_port
@@ -206,9 +206,25 @@ def customer_signals(value: bytes) -> list[dict[str, Any]]:
     return decoded if isinstance(decoded, list) else []
 
 
+def signals_settled(samples: dict) -> bool:
+    """A worker's input partitions have reported their newest clocks, and none of its customers
+    partitions waits for an input partition that never reported (the idle rule has applied)."""
+    pending = sum(v for (name, _), v in samples.items() if name == "cxpulse_signals_progress_pending")
+    return pending == 0 and samples.get(("cxpulse_signals_partitions_waiting", frozenset()), 0.0) == 0
+
+
+def wait_signals_settled(workers: Iterable[WorkerProcess], timeout: float = 300.0) -> None:
+    """Wait until every worker's signals progress has settled (:func:`signals_settled`)."""
+    for worker in workers:
+        worker.wait_for(signals_settled, timeout=timeout, what="signals progress settled")
+
+
 def wait_signals_drained(workers: Iterable[WorkerProcess], timeout: float = 300.0) -> list[dict]:
     """After the input is processed, wait until the customers agents have consumed the candidates
-    on ``cx.signals`` (:func:`wait_drained`). Returns each worker's last scrape."""
+    on ``cx.signals`` (:func:`wait_drained`), including the progress reported once the input went
+    quiet, which releases the last held signals. Returns each worker's last scrape."""
+    workers = list(workers)
+    wait_signals_settled(workers, timeout)
     return wait_drained(workers, "topic_signals", timeout)
 
 
@@ -429,7 +445,10 @@ class ConsumedRecord:
 def consume_all(
     settings: Settings, topic: str, expected: int | None = None, timeout: float = 30.0
 ) -> list[ConsumedRecord]:
-    """Read a topic from the start until ``expected`` records arrived (or it goes quiet)."""
+    """Read a topic from the start until ``expected`` records arrived or, without ``expected``,
+    up to the end offsets the topic had when the read started (not until it goes quiet: a loaded
+    machine can pause a reader for seconds). An empty topic is waited on for ``timeout`` seconds
+    (then read until quiet for 3 s), as a record may still be on its way."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -438,15 +457,24 @@ def consume_all(
             "enable.auto.commit": False,
         }
     )
-    consumer.subscribe([topic])
+    meta = consumer.list_topics(topic, timeout=10).topics[topic]
+    ends: dict[int, int] = {}
+    for partition in meta.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        if high > low:
+            ends[partition] = high
+    until_end = expected is None and bool(ends)
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
     records: list[ConsumedRecord] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + (max(timeout, 180.0) if until_end else timeout)
     quiet_since = time.monotonic()
     try:
         while time.monotonic() < deadline:
+            if until_end and not ends:
+                break
             msg = consumer.poll(0.5)
             if msg is None:
-                if expected is None and records and time.monotonic() - quiet_since > 3:
+                if not until_end and expected is None and records and time.monotonic() - quiet_since > 3:
                     break
                 continue
             if msg.error():
@@ -454,6 +482,8 @@ def consume_all(
             quiet_since = time.monotonic()
             headers = {k: v for k, v in (msg.headers() or [])}
             records.append(ConsumedRecord(msg.key(), msg.value(), headers, msg.partition(), msg.offset()))
+            if until_end and msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                ends.pop(msg.partition(), None)
             if expected is not None and len(records) >= expected:
                 # Linger briefly: a record beyond the expected count is a bug to catch.
                 extra_deadline = time.monotonic() + 2

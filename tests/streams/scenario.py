@@ -6,7 +6,7 @@ from __future__ import annotations
 from deploy.simulator.simulation import Incident, SimulationConfig, iter_encoded
 from streams.settings import Settings
 from tests.detectors.test_delivery_quality import INCIDENT
-from tests.kafka_harness import WorkerProcess, isolated_settings, wait_drained
+from tests.kafka_harness import WorkerProcess, isolated_settings, wait_drained, wait_signals_drained
 
 DAY = 86400.0
 #: A carrier delay (delay notifications) and a complaint spike on top of the usual contacts and
@@ -42,7 +42,7 @@ def reference_settings(settings: Settings, bootstrap: str, data_dir) -> Settings
 
 
 def wait_everything_processed(workers: list[WorkerProcess], timeout: float = 300.0) -> list[dict]:
-    """Every group among ``workers`` has processed its contacts, deliveries, then signals."""
-    for topic in ("topic_contacts", "topic_deliveries"):
+    """Every group among ``workers`` has processed its input, then its signals."""
+    for topic in ("topic_clickstream", "topic_contacts", "topic_deliveries"):
         wait_drained(workers, topic, timeout=timeout)
-    return wait_drained(workers, "topic_signals", timeout=timeout)
+    return wait_signals_drained(workers, timeout=timeout)

@@ -138,3 +138,15 @@ def test_a_drained_backlog_with_a_silent_stream_is_woken_by_a_tick() -> None:
     [sent] = notifications(h, orjson.dumps({"type": TICK}))
     assert sent["time"] == "1970-01-01T00:00:20Z"
     assert h.stalled() == []
+
+
+def test_waiting_counts_partitions_held_back_by_a_stream_that_never_reported() -> None:
+    h, wall = handler_on_a_wall_clock()
+    assert h.waiting() == 0  # no progress at all yet: nothing known to wait for
+    notifications(h, progress("contacts", 100.0))
+    assert h.waiting() == 1  # clickstream and deliveries have not reported
+    wall[0] = 31.0
+    assert h.waiting() == 1  # left out, but not yet applied: the tick is due
+    notifications(h, orjson.dumps({"type": TICK}))
+    assert h.waiting() == 0
+    assert h.metrics.registry.get_sample_value("cxpulse_signals_partitions_waiting") == 0

@@ -250,3 +250,80 @@ def test_an_error_in_the_callback_propagates() -> None:
 
     with pytest.raises(ValueError):
         asyncio.run(faust_patches._deliver(_Draining(callback), 1))  # type: ignore[arg-type]
+
+
+class _Seeking:
+    """The parts of a Faust consumer :func:`faust_patches._in_sequence` uses: the group's committed
+    offsets (asked of the broker) and ``seek``, recorded."""
+
+    def __init__(self, committed: dict[TP, int | None]) -> None:
+        self.committed = committed
+        self.seeks: list[tuple[TP, int]] = []
+        consumer = self
+
+        class _Client:
+            async def committed(self, tp: Any) -> int | None:
+                return consumer.committed[TP(tp.topic, tp.partition)]
+
+        class _Thread:
+            def _ensure_consumer(self) -> _Client:
+                return _Client()
+
+            async def call_thread(self, method: Any, *args: Any) -> Any:
+                return await method(*args)  # Faust runs it on the consumer thread's loop
+
+        self._thread = _Thread()
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def _sequence(consumer: _Seeking, tp: TP, offsets: list[int]) -> list[bool]:
+    """Deliver ``offsets`` as the drain loop does; which ones go on to the agent."""
+
+    async def run() -> list[bool]:
+        delivered = []
+        for offset in offsets:
+            ok = await faust_patches._in_sequence(consumer, tp, offset)  # type: ignore[arg-type]
+            if ok:
+                faust_patches._next_offsets(consumer)[tp] = offset + 1  # type: ignore[arg-type]
+            delivered.append(ok)
+        return delivered
+
+    return asyncio.run(run())
+
+
+def test_a_partition_resuming_past_its_committed_offset_is_sought_back() -> None:
+    tp = TP("t.contacts", 2)
+    consumer = _Seeking({tp: 100})
+    # A failed seek after a rebalance left the fetch position at 140: 100-139 were never processed.
+    assert _sequence(consumer, tp, [140]) == [False]
+    assert consumer.seeks == [(tp, 100)]
+    assert _sequence(consumer, tp, [100, 101, 102]) == [True, True, True]
+
+
+def test_a_skip_in_the_middle_is_sought_back_and_a_real_gap_accepted_once_confirmed() -> None:
+    tp = TP("t.contacts", 0)
+    consumer = _Seeking({tp: 0})
+    assert _sequence(consumer, tp, [0, 1, 5]) == [True, True, False]
+    assert consumer.seeks == [(tp, 2)]
+    # Fetched again from 2, the broker answers 5 again: 2-4 are gone (retention), go on.
+    assert _sequence(consumer, tp, [5, 6]) == [True, True]
+    assert consumer.seeks == [(tp, 2)]
+
+
+def test_without_a_committed_offset_the_first_message_is_trusted() -> None:
+    tp = TP("t.contacts", 1)
+    consumer = _Seeking({tp: None})  # a new group (or no answer): auto.offset.reset decides
+    assert _sequence(consumer, tp, [7, 8]) == [True, True]
+    assert not consumer.seeks
+
+
+def test_revoking_a_partition_forgets_its_next_offset() -> None:
+    tps = [TP("t.deliveries", 0), TP("t.deliveries", 1)]
+    app = faust.App("patch-test", broker="kafka://127.0.0.1:1")
+    consumer = _Consumer(app, tps)
+    faust_patches._next_offsets(consumer)[tps[0]] = 13  # type: ignore[arg-type]
+    faust_patches._next_offsets(consumer)[tps[1]] = 13  # type: ignore[arg-type]
+    asyncio.run(on_partitions_revoked(consumer, {tps[0]}))  # type: ignore[arg-type]
+    assert faust_patches._next_offsets(consumer) == {tps[1]: 13}  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import streams.pipeline
+from schemas import Stream
 from streams.contacts import ContactsHandler
 from streams.deliveries import DeliveriesHandler
 from streams.metrics import Metrics
@@ -136,3 +137,31 @@ def test_a_dead_letter_too_large_to_send_is_truncated_not_dropped(ctx):
     assert record_bytes(b"c-1", len(payload), list(headers.items())) <= DEFAULT_BUDGET.output_record_bytes
     assert value(ctx, "cxpulse_events_rejected_total", stream="contacts", reason="too_large") == 1
     assert value(ctx, "cxpulse_events_rejected_total", stream="contacts", reason="unknown_type") == 0
+
+
+def progress_reports(out) -> list[tuple[str, float]]:
+    return sorted({(r.key.decode() if isinstance(r.key, bytes) else r.key, orjson.loads(r.value)["through"])
+                   for r in out.records if r.topic == Topic.SIGNALS})  # fmt: skip
+
+
+def test_a_quiet_partition_reports_the_clock_the_spacing_held_back() -> None:
+    wall = [0.0]
+    progress = streams.pipeline.SignalsProgress(Stream.CONTACTS, Settings(partitions=2), lambda: wall[0])
+    out = streams.pipeline.Outputs()
+    for ts in (100.0, 100.4, 100.8):  # one report, then two within a second of event time
+        progress.advance(0, ts, out)
+        progress.note(0, ts)
+    assert progress_reports(out) == [("contacts/0", 100.0)]
+    assert progress.pending == 1
+    wall[0] = 0.5
+    out = streams.pipeline.Outputs()
+    progress.flush(out)
+    assert not out.records  # the partition may still be busy
+    wall[0] = 1.0
+    progress.flush(out)
+    assert progress_reports(out) == [("contacts/0", 100.8)]
+    assert len(out.records) == 2  # to every cx.signals partition
+    assert progress.pending == 0
+    out = streams.pipeline.Outputs()
+    progress.flush(out)
+    assert not out.records  # nothing new to report
