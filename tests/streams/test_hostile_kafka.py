@@ -35,7 +35,7 @@ from streams.deadletters import deadletter_headers
 from streams.settings import Settings
 from streams.size_budget import DEFAULT_BUDGET, record_bytes
 from streams.topics import client_config
-from tests.kafka_harness import WorkerProcess, consume_all, deliver, sample, start_worker
+from tests.kafka_harness import WorkerProcess, consume_all, deliver, sample, start_worker, wait_signals_drained
 from tests.streams.faulty_worker import TRIGGER
 
 pytestmark = pytest.mark.kafka
@@ -340,6 +340,8 @@ def check_outcomes(s: Settings, worker: WorkerProcess) -> None:
         timeout=180,
         what="every message handled",
     )
+    # The customers agent's dead letter comes one hop later, from the signals of those messages.
+    (m,) = wait_signals_drained([worker])
 
     # Accepted events, by stream and type: exactly the expected ones (and the valid ones sent after).
     want_accepted: Counter[tuple[str, str]] = Counter()
