@@ -35,11 +35,10 @@ Catch-up
     The skew is checked from the worker's per-partition lag reports sampled during the catch-up:
     the offset a partition has reached gives its position in event time.
 
-Both tests are expected to fail until the customers agent decides in event-time order
-(``docs/fleet.md``, design 4): series owners and per-partition transit models are in, so alert ids
-and delay *candidates* are the live ones, but ``frustration_outreach`` and the policy's cooldown,
-cap and priority still follow the arrival order of signals. They print the quality table of both
-runs and the id differences by kind (for a policy decision, the customer's other notifications).
+Both tests print the quality table of both runs and the id differences by kind (for a policy
+decision, the customer's other notifications). Outputs are read once every worker has settled
+(``wait_everything_processed``): input drained, every input partition's last clock reported to the
+customers agent, then ``cx.signals`` drained, so the end of the world is decided alike in every run.
 ``make soak`` (``CXPULSE_SOAK=1``) runs a world twice as long.
 """
 

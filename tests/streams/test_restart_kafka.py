@@ -9,9 +9,10 @@ killed worker's notifications must be exactly the undisturbed ones: none lost, n
 id for the same cause, every resent copy byte for byte the same.
 
 Except ``delivery_delayed`` (:data:`tests.streams.scenario.EXACT_TYPES`): whether and when an
-order is predicted late depends on the transit model, which is in memory by design and relearns
-from the stream after a restart, so a restart can add or drop a delay notification near it. For
-that type the test checks one id per order and promise and prints what differs. Alerts are
+order is predicted late depends on its partition's transit model, checkpointed before each
+commit; what a model learnt after its last checkpoint is judged again after a crash but not learnt
+again, so a crash can add, drop or change a delay notification (README, Known issues). For that
+type the test checks one id per order and promise and prints what differs. Alerts are
 compared and printed too; their series state is in memory as well (this traffic raises none).
 
 Printed, not asserted (the machine is shared): seconds from each restart until the worker
