@@ -50,9 +50,15 @@ def _background(settings: Settings, rate: float, seconds: float, seed: int) -> l
     return generate(rate * 2.5 * rate * seconds / max(1, len(trial)))
 
 
-def _probe(i: int) -> tuple[bytes, bytes]:
+def _newest_ts(value: bytes) -> float:
+    """The newest event time (epoch seconds) in a simulated message (one event or an SDK batch)."""
+    decoded = orjson.loads(value)
+    events = decoded if isinstance(decoded, list) else [decoded]
+    return max(datetime.fromisoformat(str(e["ts"]).replace("Z", "+00:00")).timestamp() for e in events)
+
+
+def _probe(i: int, ts: str) -> tuple[bytes, bytes]:
     customer = f"latency-probe-{i}"
-    ts = datetime.now(UTC).isoformat()
     event = {"event_id": f"{customer}-survey", "ts": ts, "type": "survey_response", "customer_id": customer,
              "contact_id": None, "csat": 1}  # fmt: skip
     return customer.encode(), orjson.dumps(event)
@@ -84,12 +90,17 @@ def measure(settings: Settings, rate: float, seconds: float, seed: int = 11) -> 
     every = max(1, round(rate / PROBES_PER_S))
     started = time.monotonic()
     probes = 0
+    # A probe carries the event time the traffic has reached (the newest event produced), not the
+    # wall clock: the background was generated before the run and its event time lags the wall
+    # clock by that much, and the customers agent decides a survey once every input partition has
+    # passed its time. Live, every stream's event time is the wall clock's.
+    stream_time = _newest_ts(records[0][2]) if records else time.time()
     for i, (topic, key, value) in enumerate(records):
         ahead = started + i / rate - time.monotonic()
         if ahead > 0:
             time.sleep(ahead)
         if i % every == 0:
-            key, value = _probe(probes)
+            key, value = _probe(probes, datetime.fromtimestamp(stream_time, UTC).isoformat())
             topic = settings.topic_contacts
             probes += 1
             sent[key] = time.time()
@@ -100,6 +111,8 @@ def measure(settings: Settings, rate: float, seconds: float, seed: int = 11) -> 
             except BufferError:
                 producer.poll(0.05)
         producer.poll(0)
+        if i % every != 0:
+            stream_time = max(stream_time, _newest_ts(value))
     producer.flush(60)
     deadline = time.monotonic() + 30
     while len(received) < len(sent) and time.monotonic() < deadline:
