@@ -287,8 +287,12 @@ class Delivery:
 def deliver(
     settings: Settings, records: Iterable[tuple[str, bytes | None, bytes | None]], **config: Any
 ) -> list[Delivery]:
-    """Send (topic, key, value) records, wait for every answer; ``config`` adds librdkafka settings."""
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5, **config})
+    """Send (topic, key, value) records, wait for every answer; ``config`` adds librdkafka settings.
+
+    Idempotent by default: without it librdkafka may reorder records of a partition when it retries
+    a request (a loaded broker), and "the same input" would not be the same in every run."""
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5,
+                         "enable.idempotence": True, **config})  # fmt: skip
     deliveries: list[Delivery] = []
 
     def on_delivery(delivery: Delivery, err: Any, msg: Any) -> None:
@@ -338,7 +342,8 @@ class LiveTraffic(threading.Thread):
 
     def run(self) -> None:
         try:
-            producer = Producer({"bootstrap.servers": self.settings.bootstrap_servers, "linger.ms": 5})
+            producer = Producer({"bootstrap.servers": self.settings.bootstrap_servers, "linger.ms": 5,
+                                 "enable.idempotence": True})  # in order, even when a request is retried
             started = time.monotonic()
             for i, (topic, key, value) in enumerate(self.records):
                 ahead = started + i / self.rate - time.monotonic()
