@@ -8,7 +8,6 @@ detail a person can act on. One bad event never spoils the rest of its batch.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import orjson
 
 from schemas.exceptions import UnknownStreamError
 from schemas.fast_parse import parse_valid
-from schemas.models import MODEL_BY_STREAM, TIMESTAMP_FIELDS, Event, Stream
+from schemas.models import MODEL_BY_STREAM, TIMESTAMP_FIELDS, Event, Stream, model_fields
 
 SCHEMA_VERSION = 1
 
@@ -100,7 +99,7 @@ def _validators(stream: Stream) -> Mapping[str, Callable[[Any], Any]]:
 
 @cache
 def _model_fields(stream: Stream) -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(MODEL_BY_STREAM[stream]))
+    return frozenset(f.name for f in model_fields(MODEL_BY_STREAM[stream]))
 
 
 def parse_timestamp(value: str) -> float:
@@ -133,9 +132,8 @@ def parse_message(
     if len(raw) <= max_message_bytes:
         valid = parse_valid(stream, raw, max_batch_events, parse_timestamp, EARLIEST_TS, LATEST_TS)
         if valid is not None:
-            result = ParseResult()
-            result.events, result.event_indices = valid
-            return result
+            events, indices = valid
+            return ParseResult(events, [], indices)
     return parse_message_checked(stream, raw, max_message_bytes=max_message_bytes, max_batch_events=max_batch_events)
 
 

@@ -51,17 +51,17 @@ class ClickstreamHandler(StreamHandler):
         self._errors_window = RollingWindow(ctx.settings.window_seconds)
         self._login_ok = m.logins.labels("success")
         self._login_failed = m.logins.labels("failure")
-        self._sessions_started = m.sessions_started
-        self._page_views = Children(m.page_views)
-        self._clicks = Children(m.clicks)
-        self._client_errors = Children(m.client_errors)
+        self._sessions_started = m.tallies.tally(m.sessions_started)
+        self._page_views = Children(m.page_views, m.tallies)
+        self._clicks = Children(m.clicks, m.tallies)
+        self._client_errors = Children(m.client_errors, m.tallies)
         self.frustration = frustration_signals(ctx)
         m.active_sessions.set_function(lambda: self.frustration.active_sessions)
         self.monitor: SeriesPartials = SeriesPartials(ctx, self.stream)
         self._signal_counters = {
-            "rage_click": Children(m.rage_clicks),
-            "error_click": Children(m.error_clicks),
-            "dead_click": Children(m.dead_clicks),
+            "rage_click": Children(m.rage_clicks, m.tallies),
+            "error_click": Children(m.error_clicks, m.tallies),
+            "dead_click": Children(m.dead_clicks, m.tallies),
         }
         m.client_error_rolling_ratio.set_function(self._error_ratio)
 

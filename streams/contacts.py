@@ -68,8 +68,8 @@ class ContactsHandler(StreamHandler):
         # The one map of contacts: resolution time, and the reason a later survey refers to.
         # Ordered by last open or resolution, so expiry stops at the first live one.
         self.contacts: OrderedDict[str, KnownContact] = OrderedDict()
-        self._opened_by = Children(m.contacts_opened)
-        self._complaints = Children(m.complaints)
+        self._opened_by = Children(m.contacts_opened, m.tallies)
+        self._complaints = Children(m.complaints, m.tallies)
         self._resolution_time = Children(m.resolution_time)
         self._resolved_fcr = {True: m.contacts_resolved.labels("true"), False: m.contacts_resolved.labels("false")}
         self._nps_responses = {category: m.nps_responses.labels(category) for category in NPS_VALUES}

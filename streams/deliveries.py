@@ -88,11 +88,11 @@ class DeliveriesHandler(StreamHandler):
         self.metrics.orders_open.set_function(lambda: len(self.orders))
         self.monitor: SeriesPartials = SeriesPartials(ctx, self.stream)
         m = self.metrics
-        self._status = Children(m.delivery_status)
-        self._failed_attempts = Children(m.failed_attempts)
-        self._exceptions = Children(m.delivery_exceptions)
-        self._predicted = Children(m.delivery_delays_predicted)
-        self._outcomes = Children(m.deliveries)
+        self._status = Children(m.delivery_status, m.tallies)
+        self._failed_attempts = Children(m.failed_attempts, m.tallies)
+        self._exceptions = Children(m.delivery_exceptions, m.tallies)
+        self._predicted = Children(m.delivery_delays_predicted, m.tallies)
+        self._outcomes = Children(m.deliveries, m.tallies)
         self._limit = settings.max_label_values
         ctx.checkpoints.register(TRANSIT_CHECKPOINT, self.source_topic, self)
 

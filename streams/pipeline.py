@@ -258,9 +258,10 @@ class StreamHandler:
         self._dedup: dict[int | None, Deduplicator] = {}
         name = self.stream.value
         # Bound label children once: .labels() per event is the hottest cost in the loop.
-        self._messages = self.metrics.messages.labels(name)
-        self._late = self.metrics.events_late.labels(name)
-        self._duplicates = self.metrics.events_duplicate.labels(name)
+        tally = self.metrics.tallies.tally
+        self._messages = tally(self.metrics.messages.labels(name))
+        self._late = tally(self.metrics.events_late.labels(name))
+        self._duplicates = tally(self.metrics.events_duplicate.labels(name))
         self._deadletters = self.metrics.deadletters.labels(name)
         # Read at scrape time: no per-message cost.
         self.metrics.event_time.labels(name).set_function(lambda: max(self.event_clock.now, 0.0))
@@ -329,7 +330,9 @@ class StreamHandler:
                 self._late.inc()
             counter = self._by_type.get(event.type)
             if counter is None:
-                counter = self._by_type[event.type] = self.metrics.events.labels(self.stream.value, event.type)
+                counter = self._by_type[event.type] = self.metrics.tallies.tally(
+                    self.metrics.events.labels(self.stream.value, event.type)
+                )
             counter.inc()
             newest = event.ts if newest is None or event.ts > newest else newest
         if newest is not None:

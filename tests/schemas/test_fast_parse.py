@@ -97,3 +97,22 @@ def test_deliveries_edge_cases_parse_the_same() -> None:
                 {**base, "promised_by": "2150-01-01T00:00:00Z"}, {k: v for k, v in base.items() if k != "promised_by"},
                 {**base, "type": "delivered"}, {**base, "type": "lost"}):  # fmt: skip
         _same(Stream.DELIVERIES, orjson.dumps(doc))
+
+
+def test_the_overflow_prefilter_never_misses_what_the_regex_catches() -> None:
+    # The cheap prefilter may raise false alarms, never miss: random texts dense in digits, signs
+    # and exponents, plus the edge cases, all judged the same as the regex alone would.
+    import random
+
+    from schemas.fast_parse import _MAYBE_OVERFLOW, _maybe_overflow
+
+    rng = random.Random(3)
+    alphabet = b"0123456789eE+-.,:\"x "
+    texts = [bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(20_000)]
+    texts += [b"1e400", b"1E+400", b"9" * 309, b"9" * 308, b"1e40", b"12e+3", b"x1e+4000", b"1+e400"]
+    caught = 0
+    for text in texts:
+        expected = _MAYBE_OVERFLOW.search(text) is not None
+        assert _maybe_overflow(text) == expected, text
+        caught += expected
+    assert caught > 100  # the random texts did exercise the positive case
