@@ -5,7 +5,8 @@ environment (``FLOOR_TOPICS``, ``FLOOR_TARGET``, ``FLOOR_APP_ID``, ``FLOOR_BOOTS
 ``FLOOR_WEB_PORT``, ``FLOOR_DATADIR``). It prints one ``FLOOR <messages> <seconds> <CPU seconds>`` line when
 ``FLOOR_TARGET`` messages were consumed (timed from the first) and exits. Configured like the
 real worker (raw bytes, earliest offsets, the pinned Faust patches, uvloop, the worker's stream
-buffer and its scrape-time Prometheus monitor: ``streams.app``); ``FLOOR_STOCK=1`` runs stock
+buffer, its scrape-time Prometheus monitor and its Faust ``Worker`` without the terminal spinner:
+``streams.app``); ``FLOOR_STOCK=1`` runs stock
 Faust instead (asyncio loop, Faust's defaults and its per-message Prometheus monitor), the
 "before" of the README's performance table.
 """
@@ -21,8 +22,12 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry
 
 STOCK = os.environ.get("FLOOR_STOCK") == "1"
-#: Ablation: leave out some of the worker's tuning (comma-separated: patch, uvloop, buffer, monitor).
-WITHOUT = set(os.environ.get("FLOOR_WITHOUT", "").split(",")) if not STOCK else {"patch", "uvloop", "buffer", "monitor"}
+#: Ablation: leave out some of the worker's tuning (comma-separated: patch, uvloop, buffer, monitor, spinner).
+WITHOUT = (
+    set(os.environ.get("FLOOR_WITHOUT", "").split(","))
+    if not STOCK
+    else {"patch", "uvloop", "buffer", "monitor", "spinner"}
+)
 _tuning: dict[str, Any] = {}
 if not STOCK:  # imported only when used, so a stock run works on a checkout without them
     from streams.app import faust_tuning, use_uvloop
@@ -72,4 +77,9 @@ for _name in filter(None, os.environ.get("FLOOR_TOPICS", "").split(",")):
     app.agent(_topic, name=f"floor.{_name}")(_count)
 
 if __name__ == "__main__":
-    app.main()
+    if "spinner" in WITHOUT:
+        app.main()  # Faust's command line (``worker -l warn``): its spinner sets the root logger to DEBUG
+    else:
+        from streams.app import faust_worker
+
+        faust_worker(app, "warning").execute_from_commandline()

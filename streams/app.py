@@ -140,6 +140,22 @@ def use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def faust_worker(app: faust.App, loglevel: str) -> Any:
+    """Faust's ``Worker`` for ``app``, without its terminal spinner.
+
+    Faust draws a progress spinner on start-up when the log level is WARN or above, and for it
+    sets the *root* logger to DEBUG with a handler per record: every ``log.debug`` of aiokafka and
+    Faust (several per message sent or fetched) then builds a log record that is thrown away,
+    7.7% of a worker's samples in a py-spy profile at ``--loglevel warning``, and the spinner
+    writes terminal escape codes into a service's log. A worker has no terminal to spin in.
+    """
+    from faust.worker import Worker
+
+    worker = Worker(app, loglevel=loglevel)
+    worker.spinner = None
+    return worker
+
+
 def faust_tuning() -> dict[str, Any]:
     """Faust settings chosen for throughput, shared with the bench's no-op Faust worker
     (``bench/faust_floor.py``) so that the two measure the same Faust."""

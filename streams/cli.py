@@ -89,9 +89,7 @@ def worker(
         from streams.processes import run_processes
 
         raise typer.Exit(run_processes(get_settings(), processes, loglevel))
-    from faust.worker import Worker
-
-    from streams.app import create_app, use_uvloop
+    from streams.app import create_app, faust_worker, use_uvloop
     from streams.broker_access import check_worker_access
 
     use_uvloop()
@@ -99,7 +97,7 @@ def worker(
     # with back-off, visibly) instead of Faust's "Unable to bootstrap" traceback.
     check_worker_access(get_settings())
     pipeline = create_app()
-    Worker(pipeline.app, loglevel=loglevel).execute_from_commandline()
+    faust_worker(pipeline.app, loglevel).execute_from_commandline()
 
 
 @cli.command()
@@ -115,10 +113,8 @@ def replay(
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Reprocess history into a fresh consumer group: same ids as the live run (see streams/replay.py)."""
-    from faust.worker import Worker
-
     from schemas.parsing import parse_timestamp
-    from streams.app import create_app, use_uvloop
+    from streams.app import create_app, faust_worker, use_uvloop
     from streams.broker_access import check_worker_access
     from streams.exceptions import ConfigurationError
     from streams.replay import default_group, prepare
@@ -138,7 +134,7 @@ def replay(
         raise typer.Exit(2) from None
     typer.echo(f"replaying into consumer group {name} (signals topic {replay_settings.topic_signals})", err=True)
     use_uvloop()
-    Worker(create_app(replay_settings).app, loglevel=loglevel).execute_from_commandline()
+    faust_worker(create_app(replay_settings).app, loglevel).execute_from_commandline()
 
 
 @cli.command()
