@@ -8,7 +8,16 @@ answer of a customer never seen before (so no cooldown or cap applies). Each bec
 ``produce()`` of the survey to the notification's arrival at a consumer of
 ``cx.notifications`` (same host, same clock). The first seconds (group settling) are left out.
 
-Prints p50 / p99 / max per rate; no assertion.
+Two modes per rate, on the same traffic: ``ordered`` (the default settings: a detractor
+follow-up is decided in event-time order, once every input partition of every stream has passed
+the survey's time) and ``immediate`` (``CXPULSE_IMMEDIATE_NOTIFICATION_TYPES`` with
+``detractor_followup`` added: decided on arrival, like the transactional types). In this mix the
+clickstream is batched as browser SDKs flush it (20 events or 30 s), so its event time trails the
+other streams' by up to 30 s, and ordered notifications wait for it: the figure shows what that
+ordering costs with SDK-batched clickstream. Probes stop ``TAIL_S`` before the traffic does: once
+traffic stops no partition moves its clock, and the last probes would wait for the idle rule.
+
+Prints p50 / p99 / max per rate and mode; no assertion.
 """
 
 from __future__ import annotations
@@ -32,6 +41,10 @@ from tests.kafka_harness import isolated_settings, start_worker
 PROBES_PER_S = 10.0
 MIX_SHAPE = "mix of 3 streams"
 WARMUP_S = 5.0
+#: Probes stop this long before the traffic: the SDK flush delay (30 s) and a margin.
+TAIL_S = 35.0
+#: Added to the immediate types in the ``immediate`` mode.
+IMMEDIATE = "delivery_delayed,delivery_failed,detractor_followup"
 
 
 def _background(settings: Settings, rate: float, seconds: float, seed: int) -> list[tuple[str, bytes, bytes]]:
@@ -64,9 +77,9 @@ def _probe(i: int, ts: str) -> tuple[bytes, bytes]:
     return customer.encode(), orjson.dumps(event)
 
 
-def measure(settings: Settings, rate: float, seconds: float, seed: int = 11) -> list[float]:
+def measure(settings: Settings, rate: float, records: list[tuple[str, bytes, bytes]]) -> list[float]:
     """Latencies (s) of the probes produced after the warm-up, at ``rate`` messages/s in all."""
-    records = _background(settings, rate, seconds, seed)
+    probe_until = len(records) - TAIL_S * rate
     sent: dict[bytes, float] = {}
     received: dict[bytes, float] = {}
     done = threading.Event()
@@ -99,7 +112,7 @@ def measure(settings: Settings, rate: float, seconds: float, seed: int = 11) -> 
         ahead = started + i / rate - time.monotonic()
         if ahead > 0:
             time.sleep(ahead)
-        if i % every == 0:
+        if i % every == 0 and i < probe_until:
             key, value = _probe(probes, datetime.fromtimestamp(stream_time, UTC).isoformat())
             topic = settings.topic_contacts
             probes += 1
@@ -134,7 +147,8 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rates", default="200", help="comma-separated messages/s")
-    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--seconds", type=float, default=70.0)
+    parser.add_argument("--modes", default="ordered,immediate", help="comma-separated, of: ordered, immediate")
     parser.add_argument("--max-from", type=Path, help="bench_pipeline --results JSON: add 50%% of its measured "
                         "maximum (one worker, mix of 3 streams) to the rates")  # fmt: skip
     args = parser.parse_args()
@@ -152,17 +166,28 @@ def main() -> None:
         broker = KafkaBroker(root / "kafka", port=free_port(), controller_port=free_port())
         broker.start()
         try:
-            print(f"{'messages/s':>11} {'probes':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}", flush=True)
+            print(f"{'messages/s':>11} {'mode':>10} {'probes':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}",
+                  flush=True)  # fmt: skip
             for rate in rates:
-                settings = isolated_settings(broker.bootstrap, root / "var", partitions=4)
-                worker = start_worker(settings, root / "logs")
-                try:
-                    lat = measure(settings, rate, args.seconds)
-                finally:
-                    worker.stop()
-                print(f"{rate:>11,.0f} {len(lat):>7} {1000 * percentile(lat, 0.5):>8.0f} "
-                      f"{1000 * percentile(lat, 0.99):>8.0f} {1000 * (max(lat) if lat else float('nan')):>8.0f}",
-                      flush=True)  # fmt: skip
+                records: list[tuple[str, bytes, bytes]] | None = None
+                for mode in filter(None, args.modes.split(",")):
+                    settings = isolated_settings(broker.bootstrap, root / "var", partitions=4)
+                    if records is None:  # the same traffic for every mode (generated once: it is slow)
+                        records = _background(settings, rate, args.seconds, seed=11)
+                    if mode == "immediate":
+                        settings = settings.model_copy(update={"immediate_notification_types": IMMEDIATE})
+                    topics = {"clickstream": settings.topic_clickstream, "contacts": settings.topic_contacts,
+                              "deliveries": settings.topic_deliveries}  # fmt: skip
+                    # each mode has its own topics (isolated_settings: "t<tag>.<stream>"): point the traffic there
+                    mapped = [(topics[t.rsplit(".", 1)[-1]], k, v) for t, k, v in records]
+                    worker = start_worker(settings, root / "logs")
+                    try:
+                        lat = measure(settings, rate, mapped)
+                    finally:
+                        worker.stop()
+                    print(f"{rate:>11,.0f} {mode:>10} {len(lat):>7} {1000 * percentile(lat, 0.5):>8.0f} "
+                          f"{1000 * percentile(lat, 0.99):>8.0f} {1000 * (max(lat) if lat else float('nan')):>8.0f}",
+                          flush=True)  # fmt: skip
         finally:
             broker.stop()
 
