@@ -10,8 +10,9 @@ id for the same cause, every resent copy byte for byte the same.
 
 Except ``delivery_delayed`` (:data:`tests.streams.scenario.EXACT_TYPES`): whether and when an
 order is predicted late depends on its partition's transit model, checkpointed before each
-commit; what a model learnt after its last checkpoint is judged again after a crash but not learnt
-again, so a crash can add, drop or change a delay notification (README, Known issues). For that
+commit while the ``orders`` table is written per event: after a crash the events since the
+checkpoint are found already applied to their orders and are not learnt, so a crash can add,
+drop or change a delay notification (README, Known issues). For that
 type the test checks one id per order and promise and prints what differs. Alerts are
 compared and printed too; their series state is in memory as well (this traffic raises none).
 
