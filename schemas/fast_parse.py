@@ -201,7 +201,12 @@ class _FastPath:
             return None
 
 
-_fast_paths: dict[tuple[Stream, Callable[[str], float], float, float], _FastPath | None] = {}
+@cache
+def _fast_path(
+    stream: Stream, parse_timestamp: Callable[[str], float], earliest: float, latest: float
+) -> _FastPath | None:
+    """The fast path of ``stream`` (built once), or None when its schema cannot be mirrored."""
+    return _FastPath(stream, parse_timestamp, earliest, latest) if decoder(stream) is not None else None
 
 
 def parse_valid(
@@ -213,11 +218,7 @@ def parse_valid(
     latest: float,
 ) -> tuple[list[Event], list[int | None]] | None:
     """The events of ``raw`` when every one is valid; None when the full path must judge it."""
-    key = (stream, parse_timestamp, earliest, latest)
-    try:
-        fast = _fast_paths[key]
-    except KeyError:
-        fast = _fast_paths[key] = _FastPath(*key) if decoder(stream) is not None else None
+    fast = _fast_path(stream, parse_timestamp, earliest, latest)
     if fast is None:
         return None
     return fast(raw, max_batch_events)
