@@ -17,12 +17,17 @@ other streams' by up to 30 s, and ordered notifications wait for it: the figure 
 ordering costs with SDK-batched clickstream. Probes stop ``TAIL_S`` before the traffic does: once
 traffic stops no partition moves its clock, and the last probes would wait for the idle rule.
 
+The simulator is too slow to pre-generate a minute at thousands of messages per second, so the
+run's traffic is made once at :data:`BASE_RATE` messages/s, and a higher rate is copies of it side
+by side, ids suffixed so that each copy is a population of its own (:func:`tile`).
+
 Prints p50 / p99 / max per rate and mode; no assertion.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 import threading
 import time
@@ -47,20 +52,66 @@ TAIL_S = 35.0
 IMMEDIATE = "delivery_delayed,delivery_failed,detractor_followup"
 
 
-def _background(settings: Settings, rate: float, seconds: float, seed: int) -> list[tuple[str, bytes, bytes]]:
-    """About ``rate`` messages per second of the realistic mix for ``seconds``, event time = now
-    (clickstream batched as browser SDKs flush it: 20 events or 30 s, as bench_pipeline's mix)."""
-    topics = {"clickstream": settings.topic_clickstream, "contacts": settings.topic_contacts,
-              "deliveries": settings.topic_deliveries}  # fmt: skip
+#: The simulator makes a few hundred records per second of CPU here, far too few to pre-generate
+#: a minute at thousands of messages per second: it makes the run's traffic at up to
+#: :data:`BASE_RATE` messages/s once, and faster traffic is copies of it (see :func:`tile`).
+BASE_RATE = 200.0
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT")
+
+
+def base_traffic(seconds: float, seed: int) -> tuple[list[tuple[str, bytes, bytes]], float]:
+    """``seconds`` of the realistic mix at about :data:`BASE_RATE` messages/s, event time from now
+    (clickstream batched as browser SDKs flush it: 20 events or 30 s, as bench_pipeline's mix), as
+    ``(stream, key, value)``; and its start time."""
+    start = time.time()
 
     def generate(events_per_s: float) -> list[tuple[str, bytes, bytes]]:
-        config = SimulationConfig(seed=seed, start=time.time(), sim_seconds=seconds, events_per_sim_second=events_per_s)
-        encoded = iter_encoded(config, batch_size=20, max_delay=30.0)
-        return [(topics[stream], key, value) for stream, key, value in encoded]
+        config = SimulationConfig(seed=seed, start=start, sim_seconds=seconds, events_per_sim_second=events_per_s)
+        return list(iter_encoded(config, batch_size=20, max_delay=30.0))
 
     # Events per message depend on the mix and the flush timer: measure it once, then scale.
-    trial = generate(rate * 2.5)
-    return generate(rate * 2.5 * rate * seconds / max(1, len(trial)))
+    trial = generate(BASE_RATE * 2.5)
+    return generate(BASE_RATE * 2.5 * BASE_RATE * seconds / max(1, len(trial))), start
+
+
+def tile(base: list[tuple[str, bytes, bytes]], start: float, rate: float, to: float) -> list[tuple[str, bytes, bytes]]:
+    """``base`` (traffic from ``start``) as ``rate`` messages/s from ``to``, in event time.
+
+    Copies side by side raise the rate: each copy's message comes right after the base message it
+    copies, and is a population of its own (each ``*_id`` value and the key get a ``~copy``
+    suffix, so no event id repeats and no session, customer or order spans two copies). Event
+    times are moved to start at ``to`` and stretched so the traffic runs at one event-time second
+    per wall second at ``rate``.
+    """
+    if not base:
+        return []
+    span = max(1e-9, max(_newest_ts(value) for _, _, value in base) - start)
+    copies = max(1, round(rate * span / len(base)))
+    stretch = copies * len(base) / (rate * span)  # event-time seconds per base second
+    out: list[tuple[str, bytes, bytes]] = []
+    for topic, key, raw in base:
+        value = orjson.loads(raw)
+        for copy in range(copies):
+            suffix = f"~{copy}"
+            if isinstance(value, list):
+                body: object = [_retag(e, suffix, start, to, stretch) for e in value]
+            else:
+                body = _retag(value, suffix, start, to, stretch)
+            out.append((topic, key + suffix.encode(), orjson.dumps(body)))
+    return out
+
+
+def _retag(event: dict[str, object], suffix: str, start: float, to: float, stretch: float) -> dict[str, object]:
+    retagged: dict[str, object] = {}
+    for name, value in event.items():
+        if isinstance(value, str):
+            if name.endswith("_id"):
+                value = value + suffix
+            elif _TIMESTAMP.match(value):
+                ts = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+                value = datetime.fromtimestamp(to + (ts - start) * stretch, UTC).isoformat()
+        retagged[name] = value
+    return retagged
 
 
 def _newest_ts(value: bytes) -> float:
@@ -127,6 +178,8 @@ def measure(settings: Settings, rate: float, records: list[tuple[str, bytes, byt
         if i % every != 0:
             stream_time = max(stream_time, _newest_ts(value))
     producer.flush(60)
+    achieved = len(records) / max(1e-9, time.monotonic() - started)
+    print(f"  produced {len(records):,} messages at {achieved:,.0f}/s (asked {rate:,.0f}/s)", flush=True)
     deadline = time.monotonic() + 30
     while len(received) < len(sent) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -149,11 +202,14 @@ def main() -> None:
     parser.add_argument("--rates", default="200", help="comma-separated messages/s")
     parser.add_argument("--seconds", type=float, default=70.0)
     parser.add_argument("--modes", default="ordered,immediate", help="comma-separated, of: ordered, immediate")
+    parser.add_argument("--max-rate", type=float, help="messages/s one worker reached (mix): add 50%% of it")
     parser.add_argument("--max-from", type=Path, help="bench_pipeline --results JSON: add 50%% of its measured "
                         "maximum (one worker, mix of 3 streams) to the rates")  # fmt: skip
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r]
-    if args.max_from is not None and args.max_from.exists():
+    if args.max_rate:
+        rates.append(round(0.5 * args.max_rate))
+    elif args.max_from is not None and args.max_from.exists():
         mix = orjson.loads(args.max_from.read_bytes()).get(MIX_SHAPE)
         if mix:
             per_message = mix["events"] / mix["messages"]
@@ -166,22 +222,23 @@ def main() -> None:
         broker = KafkaBroker(root / "kafka", port=free_port(), controller_port=free_port())
         broker.start()
         try:
+            # The same traffic for every rate and mode, generated once (the simulator is slow).
+            base, start = base_traffic(args.seconds, seed=11)
             print(f"{'messages/s':>11} {'mode':>10} {'probes':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}",
                   flush=True)  # fmt: skip
             for rate in rates:
-                records: list[tuple[str, bytes, bytes]] | None = None
                 for mode in filter(None, args.modes.split(",")):
                     settings = isolated_settings(broker.bootstrap, root / "var", partitions=4)
-                    if records is None:  # the same traffic for every mode (generated once: it is slow)
-                        records = _background(settings, rate, args.seconds, seed=11)
                     if mode == "immediate":
                         settings = settings.model_copy(update={"immediate_notification_types": IMMEDIATE})
                     topics = {"clickstream": settings.topic_clickstream, "contacts": settings.topic_contacts,
                               "deliveries": settings.topic_deliveries}  # fmt: skip
-                    # each mode has its own topics (isolated_settings: "t<tag>.<stream>"): point the traffic there
-                    mapped = [(topics[t.rsplit(".", 1)[-1]], k, v) for t, k, v in records]
                     worker = start_worker(settings, root / "logs")
                     try:
+                        # event time from now (after the worker started), so it runs with the wall clock
+                        records = tile(base, start, rate, to=time.time())
+                        # each mode has its own topics (isolated_settings: "t<tag>.<stream>")
+                        mapped = [(topics[stream], k, v) for stream, k, v in records]
                         lat = measure(settings, rate, mapped)
                     finally:
                         worker.stop()
