@@ -11,7 +11,7 @@ from schemas.models import (
     Event,
     Stream,
 )
-from schemas.parsing import ParseResult, Rejection, parse_message
+from schemas.parsing import ParseResult, Rejection, message_parser, parse_message
 
 __all__ = [
     "ClickstreamEvent",
@@ -23,5 +23,6 @@ __all__ = [
     "Rejection",
     "SchemaError",
     "Stream",
+    "message_parser",
     "parse_message",
 ]

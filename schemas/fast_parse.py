@@ -49,7 +49,7 @@ _ZERO_RUN = b"0" * 309
 def _maybe_overflow(raw: bytes) -> bool:
     """Whether ``raw`` may hold a number msgspec and orjson read differently (see above)."""
     folded = raw.translate(_DIGITS_TO_ZERO, b"+")
-    if b"0e000" not in folded and _ZERO_RUN not in folded:
+    if b"0e000" not in folded and (len(raw) < len(_ZERO_RUN) or _ZERO_RUN not in folded):
         return False
     return _MAYBE_OVERFLOW.search(raw) is not None
 
@@ -184,7 +184,11 @@ class _FastPath:
         return ts
 
     def __call__(self, raw: bytes, max_batch_events: int) -> tuple[list[Event], list[int | None]] | None:
-        if _maybe_overflow(raw):
+        # _maybe_overflow, inlined: this runs once per message
+        folded = raw.translate(_DIGITS_TO_ZERO, b"+")
+        if (b"0e000" in folded or (len(raw) >= len(_ZERO_RUN) and _ZERO_RUN in folded)) and _MAYBE_OVERFLOW.search(
+            raw
+        ) is not None:
             return None
         try:
             doc = self.decode(raw)
@@ -202,23 +206,12 @@ class _FastPath:
 
 
 @cache
-def _fast_path(
+def fast_path(
     stream: Stream, parse_timestamp: Callable[[str], float], earliest: float, latest: float
-) -> _FastPath | None:
-    """The fast path of ``stream`` (built once), or None when its schema cannot be mirrored."""
+) -> Callable[[bytes, int], tuple[list[Event], list[int | None]] | None] | None:
+    """The fast path of ``stream`` (built once), or None when its schema cannot be mirrored.
+
+    Called with a message and the batch limit, it returns the events of the message and their
+    batch positions when every one is valid, or None when the full path must judge it.
+    """
     return _FastPath(stream, parse_timestamp, earliest, latest) if decoder(stream) is not None else None
-
-
-def parse_valid(
-    stream: Stream,
-    raw: bytes,
-    max_batch_events: int,
-    parse_timestamp: Callable[[str], float],
-    earliest: float,
-    latest: float,
-) -> tuple[list[Event], list[int | None]] | None:
-    """The events of ``raw`` when every one is valid; None when the full path must judge it."""
-    fast = _fast_path(stream, parse_timestamp, earliest, latest)
-    if fast is None:
-        return None
-    return fast(raw, max_batch_events)

@@ -20,7 +20,7 @@ import fastjsonschema
 import orjson
 
 from schemas.exceptions import UnknownStreamError
-from schemas.fast_parse import parse_valid
+from schemas.fast_parse import fast_path
 from schemas.models import MODEL_BY_STREAM, TIMESTAMP_FIELDS, Event, Stream, model_fields
 
 SCHEMA_VERSION = 1
@@ -129,12 +129,27 @@ def parse_message(
     from the same schema files); anything it does not accept is judged by
     :func:`parse_message_checked`, which gives every rejection its reason and detail.
     """
-    if len(raw) <= max_message_bytes:
-        valid = parse_valid(stream, raw, max_batch_events, parse_timestamp, EARLIEST_TS, LATEST_TS)
-        if valid is not None:
-            events, indices = valid
-            return ParseResult(events, [], indices)
-    return parse_message_checked(stream, raw, max_message_bytes=max_message_bytes, max_batch_events=max_batch_events)
+    return message_parser(stream, max_message_bytes=max_message_bytes, max_batch_events=max_batch_events)(raw)
+
+
+@cache
+def message_parser(
+    stream: Stream, *, max_message_bytes: int = 1_048_576, max_batch_events: int = 1000
+) -> Callable[[bytes], ParseResult]:
+    """:func:`parse_message` for one stream and its limits, built once: the worker's hot path
+    calls it per message without looking the fast path up again."""
+    fast = fast_path(stream, parse_timestamp, EARLIEST_TS, LATEST_TS)
+
+    def parse(raw: bytes) -> ParseResult:
+        if fast is not None and len(raw) <= max_message_bytes:
+            valid = fast(raw, max_batch_events)
+            if valid is not None:
+                return ParseResult(valid[0], [], valid[1])
+        return parse_message_checked(
+            stream, raw, max_message_bytes=max_message_bytes, max_batch_events=max_batch_events
+        )
+
+    return parse
 
 
 def parse_message_checked(

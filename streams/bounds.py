@@ -55,7 +55,7 @@ def series_bounds(settings: Settings) -> dict[str, int]:
 
     >>> bounds = series_bounds(Settings())
     >>> bounds["cxpulse_page_views"], bounds["cxpulse_delivery_status"], sum(bounds.values())
-    (51, 6727, 14499)
+    (51, 6727, 14506)
     """
     v = label_values(settings)
     pages, reasons, channels = v["page"], v["reason"], v["channel"]

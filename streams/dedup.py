@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 
 
 class Deduplicator:
@@ -20,29 +20,40 @@ class Deduplicator:
     (False, False)
     """
 
+    __slots__ = ("_clock", "_order_ids", "_order_ts", "_seen", "horizon_s", "max_ids")
+
     def __init__(self, horizon_s: float = 3600.0, max_ids: int = 200_000) -> None:
         self.horizon_s = horizon_s
         self.max_ids = max_ids
-        self._ids: OrderedDict[str, float] = OrderedDict()
+        # A set for the lookups and the ids with their times in arrival order, for forgetting:
+        # cheaper per event than one ordered map (this runs once per input event).
+        self._seen: set[str] = set()
+        self._order_ids: deque[str] = deque()
+        self._order_ts: deque[float] = deque()
         self._clock = float("-inf")
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._seen)
 
     def is_duplicate(self, event_id: str, ts: float) -> bool:
-        ids = self._ids
-        if event_id in ids:
+        seen = self._seen
+        if event_id in seen:
             return True
-        ids[event_id] = ts
+        seen.add(event_id)
+        self._order_ids.append(event_id)
+        order_ts = self._order_ts
+        order_ts.append(ts)
         if ts > self._clock:
             self._clock = ts
             horizon = ts - self.horizon_s
-            # Insertion order approximates event-time order; stop at the first young id.
-            while ids:
-                oldest_id, oldest_ts = next(iter(ids.items()))
-                if oldest_ts >= horizon:
-                    break
-                del ids[oldest_id]
-        while len(ids) > self.max_ids:
-            ids.popitem(last=False)
+            # Arrival order approximates event-time order; stop at the first young id.
+            if order_ts[0] < horizon:
+                order_ids = self._order_ids
+                while order_ts and order_ts[0] < horizon:
+                    order_ts.popleft()
+                    seen.discard(order_ids.popleft())
+        if len(seen) > self.max_ids:
+            while len(seen) > self.max_ids:
+                self._order_ts.popleft()
+                seen.discard(self._order_ids.popleft())
         return False

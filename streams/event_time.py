@@ -114,7 +114,11 @@ class Watermark:
         if clock is None:
             clock = self._clocks[partition] = EventClock(self.grace_s)
         self._seen[partition] = self._wall()
-        return clock.observe(ts)
+        # EventClock.observe, inlined: this runs once per event.
+        if ts > clock.now:
+            clock.now = ts
+            return False
+        return ts < clock.now - clock.grace_s
 
     def advance(self) -> float:
         """Recompute ``now`` and ``safe`` from the live partitions (call once per message)."""
@@ -208,6 +212,8 @@ class RollingWindow:
         buckets = self._buckets
         if not buckets or buckets[-1].start < start:
             buckets.append(_Bucket(start))
+            bucket = buckets[-1]
+        elif buckets[-1].start == start:  # the newest bucket: most events
             bucket = buckets[-1]
         else:
             bucket = next((b for b in reversed(buckets) if b.start == start), None)  # type: ignore[assignment]

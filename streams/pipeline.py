@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from detectors.customer_signal import CustomerSignal
-from schemas import Event, Rejection, Stream, parse_message
+from schemas import Event, Rejection, Stream, message_parser
 from streams.checkpoints import Checkpoints
 from streams.deadletters import DeadLetter, Headers, Source, dead_letter, element_payload, processing_error
 from streams.deadletters import deadletter_headers as deadletter_headers  # re-exported: customers.py
@@ -50,10 +50,15 @@ class Record:
     partition: int | None = None
 
 
-@dataclass(slots=True)
 class Outputs:
-    records: list[Record] = field(default_factory=list)
-    signals: list[CustomerSignal] = field(default_factory=list)
+    """What handling one input message produces: records to send, and signals not grouped yet."""
+
+    __slots__ = ("records", "signals")
+
+    def __init__(self, records: list[Record] | None = None, signals: list[CustomerSignal] | None = None) -> None:
+        # By hand rather than a dataclass's default factories: one is made per input message.
+        self.records: list[Record] = [] if records is None else records
+        self.signals: list[CustomerSignal] = [] if signals is None else signals
 
     def add(
         self,
@@ -137,32 +142,29 @@ class SignalsProgress:
         self._touched: dict[int, float] = {}
 
     def advance(self, partition: int | None, now: float, out: Outputs) -> None:
-        """``partition``'s clock is at ``now``: report it if it moved far enough since the last report."""
+        """``partition``'s clock is at ``now``: report it if it moved far enough since the last
+        report, else remember it as not reported yet (see :meth:`flush`)."""
         if math.isinf(now):
             return
         p = partition or 0
         last = self._sent.get(p)
-        if last is not None and now - last < self.every:
-            return
-        if self.wall is not None:
-            wall = self.wall()
-            if last is not None and wall - self._sent_at.get(p, -math.inf) < PROGRESS_MIN_WALL_S:
-                return
-            self._sent_at[p] = wall
-        self._report(p, now, out)
+        wall = self.wall() if self.wall is not None else 0.0
+        if last is None or (
+            now - last >= self.every
+            and (self.wall is None or wall - self._sent_at.get(p, -math.inf) >= PROGRESS_MIN_WALL_S)
+        ):
+            if self.wall is not None:
+                self._sent_at[p] = wall
+            self._report(p, now, out)
+        elif now > last:
+            self._unreported[p] = now
+            self._touched[p] = wall
 
     def _report(self, p: int, now: float, out: Outputs) -> None:
         self._sent[p] = now
         self._unreported.pop(p, None)
         record = orjson.dumps({"type": PROGRESS, "stream": self.stream, "partition": p, "through": now})
         out.broadcast(Topic.SIGNALS, f"{self.stream}/{p}", record, self.partitions)
-
-    def note(self, partition: int | None, now: float) -> None:
-        """``partition``'s clock is at ``now`` (after :meth:`advance`): remember it if unreported."""
-        p = partition or 0
-        if math.isfinite(now) and now > self._sent.get(p, -math.inf):
-            self._unreported[p] = now
-            self._touched[p] = self.wall() if self.wall is not None else 0.0
 
     @property
     def pending(self) -> int:
@@ -265,14 +267,17 @@ class StreamHandler:
         self._deadletters = self.metrics.deadletters.labels(name)
         # Read at scrape time: no per-message cost.
         self.metrics.event_time.labels(name).set_function(lambda: max(self.event_clock.now, 0.0))
-        self._delay = self.metrics.event_delay.labels(name)
+        self._delay = self.metrics.tallies.histogram(self.metrics.event_delay.labels(name))
         self._by_type: dict[str, Any] = {}
         self._deadletter_limit = SizeBudget.of(settings).output_record_bytes
+        self._parse = message_parser(
+            self.stream, max_message_bytes=settings.max_message_bytes, max_batch_events=settings.max_batch_events
+        )
         self.signals_progress = SignalsProgress(self.stream, settings, ctx.progress_wall)
         progress = self.signals_progress
         self.metrics.signals_progress_pending.labels(name).set_function(lambda: progress.pending)
 
-    def partition_clocks(self, partition: int | None) -> Iterator[tuple[int | None, float]]:
+    def partition_clocks(self, partition: int | None) -> list[tuple[int | None, float]]:
         """The clock of ``partition`` and of every partition the watermark leaves out as idle.
 
         An idle partition (no backlog, silent ``CXPULSE_IDLE_PARTITION_SECONDS``) reports at the
@@ -281,9 +286,10 @@ class StreamHandler:
         for them. A worker whose only partition of a stream is idle reports nothing for it.
         """
         clock = self.event_clock
-        yield partition, clock.partition_now(partition)
-        for idle in clock.idle:
-            yield idle, clock.now
+        own = (partition, clock.partition_now(partition))
+        if not clock.idle:
+            return [own]
+        return [own, *((idle, clock.now) for idle in clock.idle)]
 
     def handle(
         self, raw: bytes | None, key: bytes | None = None, partition: int | None = None, offset: int | None = None
@@ -294,12 +300,7 @@ class StreamHandler:
         raw = raw if raw is not None else b""  # a tombstone is an empty, so invalid, document
         settings = self.ctx.settings
         try:
-            result = parse_message(
-                self.stream,
-                raw,
-                max_message_bytes=settings.max_message_bytes,
-                max_batch_events=settings.max_batch_events,
-            )
+            result = self._parse(raw)
         except Exception as exc:  # a bug of ours in parsing must not stop the stream
             self.reject(out, processing_error(exc, "parsing the message", raw), raw, key, partition, offset, exc)
             return out
@@ -313,16 +314,17 @@ class StreamHandler:
         dedup = self._dedup.get(partition)
         if dedup is None:
             dedup = self._dedup[partition] = Deduplicator(settings.dedup_horizon_seconds, settings.dedup_max_ids)
-        for event, index in zip(result.events, result.event_indices, strict=True):
+        for position, event in enumerate(result.events):
             if dedup.is_duplicate(event.event_id, event.ts):
                 self._duplicates.inc()
                 continue
             late = self.event_clock.observe(event.ts, partition)
-            before = out.mark()
+            before = len(out.records), len(out.signals)  # out.mark(), inlined: once per event
             try:
                 self.on_event(event, late, out)
             except Exception as exc:  # a bug of ours on one event: dead-letter it, go on with the rest
                 out.rollback(before)
+                index = result.event_indices[position]
                 failed = processing_error(exc, f"processing {event.type} event", element_payload(raw, index), index)
                 self.reject(out, failed, raw, key, partition, offset, exc)
                 continue
@@ -338,7 +340,7 @@ class StreamHandler:
         if newest is not None:
             self._delay.observe(max(0.0, self.ctx.clock() - newest))
             now = self.event_clock.advance()
-            if now != float("-inf"):  # some owned partition has not delivered yet: nothing closes
+            if now != -math.inf:  # some owned partition has not delivered yet: nothing closes
                 before = out.mark()
                 try:
                     self.on_clock(now, out)
@@ -346,18 +348,18 @@ class StreamHandler:
                     out.rollback(before)
                     failed = processing_error(exc, "advancing the event-time clock", raw)
                     self.reject(out, failed, raw, key, partition, offset, exc)
+            clocks = self.partition_clocks(partition)
             if monitor is not None:
                 # Series steps close on the partition's own clock (streams/series.py).
-                for p, now in self.partition_clocks(partition):
+                for p, now in clocks:
                     monitor.advance(p, now, out)
         if out.signals:
             out.flush_signals()
         if newest is not None:
             # After the signals they cover: the customers agent releases signals on these.
             progress = self.signals_progress
-            for p, now in self.partition_clocks(partition):
+            for p, now in clocks:
                 progress.advance(p, now, out)
-                progress.note(p, now)
         return out
 
     def forget_partition(self, partition: int) -> None:

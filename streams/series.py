@@ -56,7 +56,7 @@ import logging
 import math
 import pickle
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,7 +135,7 @@ class SeriesPartials:
     def begin(self, partition: int | None, offset: int | None) -> None:
         """A message of ``partition`` at ``offset``: its values go to that partition's partials,
         unless the partition's state already holds them (re-processed after a restore)."""
-        state = self._state(partition or 0)
+        state = self._states.get(partition or 0) or self._state(partition or 0)  # inlined: per message
         if offset is not None and state.offset is not None and offset <= state.offset:
             self._current = None
             return
@@ -175,7 +175,7 @@ class SeriesPartials:
             return
         through = int((now - self.grace_s) // self.step_s) - 1
         p = partition or 0
-        state = self._state(p)
+        state = self._states.get(p) or self._state(p)  # inlined: per message
         if state.through is not None and through <= state.through:
             return
         emitted = {k: state.buckets.pop(k) for k in sorted(k for k in state.buckets if k <= through)}
@@ -191,8 +191,10 @@ class SeriesPartials:
             state.sent = kept
         state.dirty = True
 
-    def take_pending(self) -> list[Record]:
+    def take_pending(self) -> Sequence[Record]:
         """Records to send again after a restore (the last emission of each restored partition)."""
+        if not self._pending:  # nearly always: nothing made per message
+            return ()
         pending, self._pending = self._pending, []
         return pending
 

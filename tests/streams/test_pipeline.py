@@ -113,8 +113,9 @@ def test_a_failure_in_parsing_dead_letters_the_message(ctx, monkeypatch):
     def broken_parser(*args, **kwargs):
         raise RecursionError("parser")
 
-    monkeypatch.setattr(streams.pipeline, "parse_message", broken_parser)
-    ((payload, headers),) = dead_letters(ContactsHandler(ctx).handle(b"{}", key=b"k"))
+    handler = ContactsHandler(ctx)
+    monkeypatch.setattr(handler, "_parse", broken_parser)
+    ((payload, headers),) = dead_letters(handler.handle(b"{}", key=b"k"))
     assert (payload, headers["cxpulse-exception-type"]) == (b"{}", b"RecursionError")
 
 
@@ -150,7 +151,6 @@ def test_a_quiet_partition_reports_the_clock_the_spacing_held_back() -> None:
     out = streams.pipeline.Outputs()
     for ts in (100.0, 100.4, 100.8):  # one report, then two within a second of event time
         progress.advance(0, ts, out)
-        progress.note(0, ts)
     assert progress_reports(out) == [("contacts/0", 100.0)]
     assert progress.pending == 1
     wall[0] = 0.5
