@@ -4,9 +4,12 @@
 10 µs per clickstream event on the build machine; ``msgspec`` decodes and validates the same
 message into typed structs in about 1 µs. The published JSON Schema files stay the contract:
 the msgspec types are *generated from them* here (:func:`decoder`), one struct per event type
-tagged by its ``type`` const, each property with its JSON type and its ``minLength``,
-``maxLength`` and ``pattern``. An event type whose schema uses any other keyword gets no fast
-path, and a stream with such a type has none at all (everything then takes the full path).
+tagged by its ``type`` const, each property with its JSON type (``integer`` as msgspec's int,
+which refuses ``1.0``: such a message only takes the full path), its ``minLength``,
+``maxLength``, ``pattern``, ``minimum``, ``maximum`` and string ``enum``; an event type's
+``anyOf`` of ``required`` lists (a survey answers at least one question) is checked when the
+event is built. An event type whose schema uses any other keyword gets no fast path, and a
+stream with such a type has none at all (everything then takes the full path).
 
 The fast path only ever *accepts*. Whatever msgspec refuses, and whatever it accepts that the
 full path might judge differently (a batch over the size limit, an empty batch, a timestamp
@@ -22,16 +25,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import cache
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
 from schemas.models import MODEL_BY_STREAM, TIMESTAMP_FIELDS, Event, Stream, model_fields
 
 #: JSON Schema keywords of a property that the generated types reproduce exactly.
-_PROPERTY_KEYWORDS = {"type", "minLength", "maxLength", "pattern", "description", "format", "const"}
-_DEF_KEYWORDS = {"type", "description", "properties", "required"}
-_JSON_TYPES: dict[str, Any] = {"string": str, "number": float, "boolean": bool, "null": None}
+_PROPERTY_KEYWORDS = {
+    "type", "minLength", "maxLength", "pattern", "description", "format", "const", "enum", "minimum", "maximum",
+}  # fmt: skip
+_DEF_KEYWORDS = {"type", "description", "properties", "required", "anyOf"}
+_JSON_TYPES: dict[str, Any] = {"string": str, "number": float, "integer": int, "boolean": bool, "null": None}
 
 
 #: A number that may overflow a double (a 3-digit exponent, or 309+ digits). msgspec reads 1e400 as
@@ -63,25 +68,39 @@ def _property_type(spec: dict[str, Any]) -> Any:
         raise _Unsupported(sorted(spec))
     if spec.get("format") not in (None, "date-time"):
         raise _Unsupported(spec["format"])
+    if "enum" in spec:
+        values = spec["enum"]
+        if set(spec) - {"enum", "description", "type"} or not values or not all(isinstance(v, str) for v in values):
+            raise _Unsupported(values)
+        if spec.get("type", "string") != "string":
+            raise _Unsupported(spec["type"])
+        return Literal[tuple(values)]
     names = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
     if any(name not in _JSON_TYPES for name in names):
-        # "integer": msgspec's int refuses 1.0, which JSON Schema accepts; such messages would
-        # only take the full path, but keep the generated types simple and exact.
         raise _Unsupported(names)
-    constraints = {}
+    # Each keyword constrains one JSON type; the other types of a union pass it unchecked.
+    text, numeric = {}, {}
     if "minLength" in spec:
-        constraints["min_length"] = spec["minLength"]
+        text["min_length"] = spec["minLength"]
     if "maxLength" in spec:
-        constraints["max_length"] = spec["maxLength"]
+        text["max_length"] = spec["maxLength"]
     if "pattern" in spec:
-        constraints["pattern"] = spec["pattern"]
-    if constraints and names != ["string"] and set(names) != {"string", "null"}:
+        text["pattern"] = spec["pattern"]
+    if "minimum" in spec:
+        numeric["ge"] = spec["minimum"]
+    if "maximum" in spec:
+        numeric["le"] = spec["maximum"]
+    if (text and "string" not in names) or (numeric and not {"number", "integer"} & set(names)):
         raise _Unsupported(names)
+    if {"number", "integer"} <= set(names):
+        raise _Unsupported(names)  # msgspec's float would take the integers too; keep it exact
     members = []
     for name in names:
         python = _JSON_TYPES[name]
-        if python is str and constraints:
-            python = Annotated[str, msgspec.Meta(**constraints)]
+        if python is str and text:
+            python = Annotated[str, msgspec.Meta(**text)]
+        elif python in (int, float) and numeric:
+            python = Annotated[python, msgspec.Meta(**numeric)]
         members.append(python)
     union = members[0]
     for member in members[1:]:
@@ -111,7 +130,24 @@ def _struct(stream: Stream, name: str, spec: dict[str, Any]) -> type[msgspec.Str
             fields.append((field, kind, None))
         else:
             raise _Unsupported(field)
-    return msgspec.defstruct(f"{stream.value}_{name}", fields, tag_field="type", tag=name, kw_only=True)
+    any_of = spec.get("anyOf", [])
+    for alternative in any_of:
+        names = alternative.get("required") if isinstance(alternative, dict) else None
+        if set(alternative) != {"required"} or not names or set(names) - set(properties) - {"type"}:
+            raise _Unsupported(alternative)
+        if any(field not in required and "null" in _type_names(properties[field]) for field in names):
+            raise _Unsupported(names)  # present as null would pass "required"; None cannot tell
+    # Each alternative's fields, for the builder: a field is present iff it is not None, since
+    # none of them takes null (an explicit null fails its type, and the full path judges it).
+    namespace = {"__any_of__": tuple(tuple(alternative["required"]) for alternative in any_of)}
+    return msgspec.defstruct(
+        f"{stream.value}_{name}", fields, tag_field="type", tag=name, kw_only=True, namespace=namespace
+    )
+
+
+def _type_names(spec: dict[str, Any]) -> list[str]:
+    kind = spec.get("type", [])
+    return kind if isinstance(kind, list) else [kind]
 
 
 class _FullPath(Exception):
@@ -130,9 +166,15 @@ def _compile_builder(stream: Stream, struct: type[msgspec.Struct]) -> Callable[.
             args.append(f"None if s.{field.name} is None else to_ts(s.{field.name})")
         else:
             args.append(f"s.{field.name}")
-    namespace: dict[str, Any] = {"Model": model}
+    namespace: dict[str, Any] = {"Model": model, "_FullPath": _FullPath}
+    lines = ["def build(s, to_ts):"]
+    any_of: tuple[tuple[str, ...], ...] = getattr(struct, "__any_of__", ())
+    if any_of:  # the schema's anyOf: at least one alternative's fields all present
+        present = " or ".join("(" + " and ".join(f"s.{f} is not None" for f in names) + ")" for names in any_of)
+        lines.append(f"    if not ({present}):\n        raise _FullPath")
     # Positional: the model's fields in order (a struct builds faster from positional arguments).
-    exec(f"def build(s, to_ts):\n    return Model({', '.join(args)})", namespace)
+    lines.append(f"    return Model({', '.join(args)})")
+    exec("\n".join(lines), namespace)
     return namespace["build"]
 
 

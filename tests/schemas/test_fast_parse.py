@@ -26,9 +26,8 @@ def _same(stream: Stream, raw: bytes) -> None:
     assert fast.rejections == full.rejections
 
 
-def test_the_hot_streams_have_a_fast_path() -> None:
-    # contacts uses "integer" and "enum" (channel): it takes the full path until the generator mirrors them.
-    assert decoder(Stream.CLICKSTREAM) is not None and decoder(Stream.DELIVERIES) is not None
+def test_every_stream_has_a_fast_path() -> None:
+    assert all(decoder(stream) is not None for stream in Stream)
 
 
 @pytest.mark.parametrize("batch_size", [1, 5])
@@ -116,3 +115,48 @@ def test_the_overflow_prefilter_never_misses_what_the_regex_catches() -> None:
         assert _maybe_overflow(text) == expected, text
         caught += expected
     assert caught > 100  # the random texts did exercise the positive case
+
+
+OPENED = {"event_id": "c", "ts": T, "type": "contact_opened", "contact_id": "k", "customer_id": "u", "channel": "chat",
+          "reason": "billing", "complaint": True}  # fmt: skip
+RESOLVED = {"event_id": "r", "ts": T, "type": "contact_resolved", "contact_id": "k", "customer_id": "u",
+            "first_contact_resolution": False, "handle_seconds": 12.5}  # fmt: skip
+SURVEY = {"event_id": "s", "ts": T, "type": "survey_response", "customer_id": "u", "contact_id": None, "csat": 4}
+WITHOUT_CSAT = {k: v for k, v in SURVEY.items() if k != "csat"}
+
+CONTACT_EDGE_CASES = [
+    OPENED, RESOLVED, SURVEY, [OPENED, RESOLVED, SURVEY],
+    {**OPENED, "channel": "pigeon"}, {**OPENED, "channel": None}, {**OPENED, "channel": "Chat"},
+    {k: v for k, v in OPENED.items() if k != "channel"}, {**OPENED, "order_id": None}, {**OPENED, "order_id": "o"},
+    {**OPENED, "complaint": "yes"}, {**OPENED, "reason": ""}, {**OPENED, "reason": "r" * 65},
+    {**RESOLVED, "handle_seconds": 0}, {**RESOLVED, "handle_seconds": -0.5}, {**RESOLVED, "handle_seconds": None},
+    {**RESOLVED, "handle_seconds": 7}, {**RESOLVED, "handle_seconds": "7"}, {**RESOLVED, "handle_seconds": True},
+    {k: v for k, v in RESOLVED.items() if k != "handle_seconds"},
+    {**SURVEY, "csat": 0}, {**SURVEY, "csat": 6}, {**SURVEY, "csat": 1}, {**SURVEY, "csat": 5}, {**SURVEY, "csat": 4.0},
+    {**SURVEY, "csat": 4.5}, {**SURVEY, "csat": True}, {**SURVEY, "csat": None}, {**SURVEY, "csat": "4"},
+    {**WITHOUT_CSAT}, {**WITHOUT_CSAT, "nps": 0}, {**WITHOUT_CSAT, "nps": 10},
+    {**WITHOUT_CSAT, "nps": 11}, {**WITHOUT_CSAT, "ces": 7}, {**WITHOUT_CSAT, "ces": 8}, {**WITHOUT_CSAT, "nps": None},
+    {**SURVEY, "nps": 9, "ces": 2}, {**SURVEY, "contact_id": "k" * 129}, {**SURVEY, "channel": "anything, unchecked"},
+    [SURVEY, WITHOUT_CSAT],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("doc", CONTACT_EDGE_CASES)
+def test_contacts_edge_cases_parse_the_same(doc: object) -> None:
+    _same(Stream.CONTACTS, orjson.dumps(doc))
+
+
+def test_a_score_past_64_bits_parses_the_same() -> None:
+    _same(Stream.CONTACTS, orjson.dumps(SURVEY).replace(b'"csat":4', b'"csat":' + b"1" * 30))
+
+
+def test_the_fast_path_takes_valid_contacts() -> None:
+    from schemas.fast_parse import fast_path
+    from schemas.parsing import EARLIEST_TS, LATEST_TS, parse_timestamp
+
+    fast = fast_path(Stream.CONTACTS, parse_timestamp, EARLIEST_TS, LATEST_TS)
+    assert fast is not None
+    assert fast(orjson.dumps([OPENED, RESOLVED, SURVEY]), 5) is not None
+    # What it cannot judge goes to the full path: no answer at all, a score out of range.
+    assert fast(orjson.dumps(WITHOUT_CSAT), 5) is None
+    assert fast(orjson.dumps({**SURVEY, "csat": 6}), 5) is None
