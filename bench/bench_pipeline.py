@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import statistics
@@ -240,7 +241,10 @@ def main() -> None:
               f"{r['two_workers_events_per_s']:>7,.0f} {r['three_workers_events_per_s']:>7,.0f} "
               f"{r['ratio']:>6.3f} {r['floor_ratio']:>6.3f}", flush=True)  # fmt: skip
     if args.results:
-        args.results.write_text(json.dumps(results, indent=1))
+        # NaN (a fleet drained before it settled) is not JSON: null
+        finite = {shape: {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+                  for shape, r in results.items()}  # fmt: skip
+        args.results.write_text(json.dumps(finite, indent=1, allow_nan=False))
 
 
 if __name__ == "__main__":
