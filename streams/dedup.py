@@ -52,8 +52,7 @@ class Deduplicator:
                 while order_ts and order_ts[0] < horizon:
                     order_ts.popleft()
                     seen.discard(order_ids.popleft())
-        if len(seen) > self.max_ids:
-            while len(seen) > self.max_ids:
-                self._order_ts.popleft()
-                seen.discard(self._order_ids.popleft())
+        while len(seen) > self.max_ids:
+            self._order_ts.popleft()
+            seen.discard(self._order_ids.popleft())
         return False

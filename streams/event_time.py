@@ -114,11 +114,7 @@ class Watermark:
         if clock is None:
             clock = self._clocks[partition] = EventClock(self.grace_s)
         self._seen[partition] = self._wall()
-        # EventClock.observe, inlined: this runs once per event.
-        if ts > clock.now:
-            clock.now = ts
-            return False
-        return ts < clock.now - clock.grace_s
+        return clock.observe(ts)
 
     def advance(self) -> float:
         """Recompute ``now`` and ``safe`` from the live partitions (call once per message)."""

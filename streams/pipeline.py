@@ -319,7 +319,7 @@ class StreamHandler:
                 self._duplicates.inc()
                 continue
             late = self.event_clock.observe(event.ts, partition)
-            before = len(out.records), len(out.signals)  # out.mark(), inlined: once per event
+            before = out.mark()
             try:
                 self.on_event(event, late, out)
             except Exception as exc:  # a bug of ours on one event: dead-letter it, go on with the rest

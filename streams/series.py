@@ -135,7 +135,7 @@ class SeriesPartials:
     def begin(self, partition: int | None, offset: int | None) -> None:
         """A message of ``partition`` at ``offset``: its values go to that partition's partials,
         unless the partition's state already holds them (re-processed after a restore)."""
-        state = self._states.get(partition or 0) or self._state(partition or 0)  # inlined: per message
+        state = self._state(partition or 0)
         if offset is not None and state.offset is not None and offset <= state.offset:
             self._current = None
             return
@@ -175,7 +175,7 @@ class SeriesPartials:
             return
         through = int((now - self.grace_s) // self.step_s) - 1
         p = partition or 0
-        state = self._states.get(p) or self._state(p)  # inlined: per message
+        state = self._state(p)
         if state.through is not None and through <= state.through:
             return
         emitted = {k: state.buckets.pop(k) for k in sorted(k for k in state.buckets if k <= through)}
